@@ -1,0 +1,91 @@
+"""``otelpower run``: readers + telemetry in one process, until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Protocol
+
+from otelpower.config import Config
+from otelpower.metrics import Quantity, register_device_metrics
+from otelpower.model import SnapshotStore
+from otelpower.telemetry import Telemetry, make_resource, start_telemetry
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("native", "matter", "all")
+
+
+class Reader(Protocol):
+    """What every reader module provides (see otelpower/readers/)."""
+
+    vendor: str
+    protocol: str
+    quantities: tuple[Quantity, ...]
+    store: SnapshotStore
+
+    async def run(self) -> None: ...
+
+
+def build_readers(config: Config, protocol: str) -> list[Reader]:
+    readers: list[Reader] = []
+    if protocol in ("native", "all"):
+        from otelpower.readers.native import NativeReader
+
+        readers.append(NativeReader(config))
+    if protocol in ("matter", "all"):
+        raise SystemExit("the Matter reader is not available in this version yet")
+    return readers
+
+
+def start(config: Config, protocol: str, readers: list[Reader], port: int | None) -> Telemetry:
+    resource = make_resource(
+        house=config.house, protocol=protocol, instance_id=config.service_instance_id(protocol)
+    )
+    telemetry = start_telemetry(
+        resource,
+        prometheus_host=config.prometheus_host,
+        prometheus_port=config.prometheus_port if port is None else port,
+        export_interval_s=config.poll_interval,
+    )
+    meter = telemetry.provider.get_meter("otelpower")
+    for reader in readers:
+        register_device_metrics(
+            meter,
+            reader.store,
+            vendor=reader.vendor,
+            protocol=reader.protocol,
+            quantities=reader.quantities,
+        )
+    return telemetry
+
+
+async def run(config: Config, protocol: str, port: int | None = None) -> None:
+    readers = build_readers(config, protocol)
+    telemetry = start(config, protocol, readers, port)
+    log.info(
+        "otelpower: %d device(s), protocol %s, OTLP %s",
+        len(config.devices),
+        protocol,
+        "on" if telemetry.otlp_enabled else "off (set OTEL_EXPORTER_OTLP_ENDPOINT)",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(r.run(), name=f"reader {r.protocol}") for r in readers]
+    try:
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not waiter and task.exception():
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        telemetry.shutdown()
+        log.info("otelpower stopped")

@@ -1,0 +1,107 @@
+"""The metrics contract: instrument names, units and labels shared by every reader.
+
+Names are the Prometheus names the contract fixes (``tplink_native_power_watts``); units are
+set only where OTel's Prometheus mapping yields the suffix already in the name, so no suffix
+is ever doubled. Callbacks read snapshots and never touch the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from otelpower.model import DeviceSnapshot, SnapshotStore
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One measured quantity; ``key`` is the metric name after ``<vendor>_<protocol>_``."""
+
+    key: str
+    description: str
+    unit: str = ""
+    counter: bool = False  # monotonic: exported as ``<name>_total``
+
+
+POWER = Quantity("power_watts", "Active power", "W")
+VOLTAGE = Quantity("voltage_volts", "RMS voltage", "V")
+CURRENT = Quantity("current_amperes", "RMS current", "A")
+ENERGY_TODAY = Quantity("energy_today_kilowatt_hours", "Energy used today (kWh)")
+ENERGY_MONTH = Quantity("energy_month_kilowatt_hours", "Energy used this month (kWh)")
+ENERGY_TOTAL = Quantity("energy_kilowatt_hours", "Energy counter (kWh)", counter=True)
+RELAY_ON = Quantity("relay_on", "Relay state: 1 on, 0 off")
+RSSI = Quantity("rssi_dbm", "Wi-Fi signal strength (dBm)")
+
+NATIVE_QUANTITIES: tuple[Quantity, ...] = (
+    POWER,
+    VOLTAGE,
+    CURRENT,
+    ENERGY_TODAY,
+    ENERGY_MONTH,
+    ENERGY_TOTAL,
+    RELAY_ON,
+    RSSI,
+)
+
+
+def series_labels(snap: DeviceSnapshot, protocol: str, outlet: str | None) -> dict[str, str]:
+    labels = {**snap.labels, "protocol": protocol}
+    if outlet is not None:
+        labels["outlet"] = outlet
+    return labels
+
+
+def register_device_metrics(
+    meter: Meter,
+    store: SnapshotStore,
+    *,
+    vendor: str,
+    protocol: str,
+    quantities: Iterable[Quantity],
+) -> None:
+    """Register the contract's instruments for one reader, all fed from ``store``."""
+    prefix = f"{vendor}_{protocol}_"
+
+    def values_of(q: Quantity) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(_: CallbackOptions) -> Iterable[Observation]:
+            for snap in store.all():
+                if not snap.up:  # stale policy: a device that is not up has no values
+                    continue
+                for reading in snap.readings:
+                    value = reading.values.get(q.key)
+                    if value is not None:
+                        yield Observation(value, series_labels(snap, protocol, reading.outlet))
+
+        return callback
+
+    for q in quantities:
+        create = meter.create_observable_counter if q.counter else meter.create_observable_gauge
+        create(prefix + q.key, callbacks=[values_of(q)], unit=q.unit, description=q.description)
+
+    def up(_: CallbackOptions) -> Iterable[Observation]:
+        for snap in store.all():
+            yield Observation(1 if snap.up else 0, series_labels(snap, protocol, None))
+
+    def info(_: CallbackOptions) -> Iterable[Observation]:
+        for snap in store.all():
+            if snap.info:
+                yield Observation(1, {**series_labels(snap, protocol, None), **snap.info})
+
+    def status(_: CallbackOptions) -> Iterable[Observation]:
+        for snap in store.all():
+            labels = series_labels(snap, protocol, None)
+            yield Observation(1, {**labels, "status": str(snap.status)})
+
+    meter.create_observable_gauge(
+        prefix + "up", callbacks=[up], description="1 when the last poll succeeded, else 0"
+    )
+    meter.create_observable_gauge(
+        prefix + "device_info", callbacks=[info], description="Device identity (always 1)"
+    )
+    meter.create_observable_gauge(
+        prefix + "device_status",
+        callbacks=[status],
+        description="Current status of the device (1 for the status label it is in)",
+    )

@@ -1,0 +1,86 @@
+"""Protocol-neutral snapshots: what a reader last saw of each device.
+
+Readers (pollers) replace a device's snapshot whole; metric callbacks only read them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class DeviceStatus(StrEnum):
+    """Why a device is (not) up; exported as a label and logged on every change."""
+
+    PENDING = "pending"  # not polled yet
+    OK = "ok"
+    OFFLINE = "offline"  # refused, unreachable, not found by discovery
+    TIMEOUT = "timeout"  # no answer within the per-device timeout
+    AUTH_FAILED = "auth_failed"  # wrong credentials or bound to another account
+    UNSUPPORTED = "unsupported"  # e.g. TPAP firmware python-kasa cannot speak
+    ERROR = "error"  # the device answered nonsense
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Measured values of one channel: the plug itself, or one outlet of a strip.
+
+    Only quantities the device measures are present; there is never a 0 for "unknown".
+    """
+
+    values: Mapping[str, float]
+    outlet: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSnapshot:
+    device_id: str
+    labels: Mapping[str, str]
+    status: DeviceStatus = DeviceStatus.PENDING
+    info: Mapping[str, str] = field(default_factory=dict)
+    readings: tuple[Reading, ...] = ()
+    detail: str = ""
+    updated_at: float = field(default_factory=time.time)
+
+    @property
+    def up(self) -> bool:
+        return self.status is DeviceStatus.OK
+
+
+def clean_values(raw: Mapping[str, float | int | bool | None]) -> dict[str, float]:
+    """Keep finite numbers only; ``None`` (not measured) and NaN/inf are dropped."""
+    out: dict[str, float] = {}
+    for key, value in raw.items():
+        if value is None or isinstance(value, str):
+            continue
+        number = float(value)
+        if math.isfinite(number):
+            out[key] = number
+    return out
+
+
+class SnapshotStore:
+    """Latest snapshot per device. Written by one poller, read by metric callbacks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshots: dict[str, DeviceSnapshot] = {}
+
+    def put(self, snapshot: DeviceSnapshot) -> None:
+        with self._lock:
+            self._snapshots[snapshot.device_id] = snapshot
+
+    def get(self, device_id: str) -> DeviceSnapshot | None:
+        return self._snapshots.get(device_id)
+
+    def remove(self, device_id: str) -> None:
+        with self._lock:
+            self._snapshots.pop(device_id, None)
+
+    def all(self) -> list[DeviceSnapshot]:
+        with self._lock:
+            return list(self._snapshots.values())

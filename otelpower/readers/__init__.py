@@ -1,0 +1,1 @@
+"""Readers: one module per vendor/protocol, each feeding a SnapshotStore."""

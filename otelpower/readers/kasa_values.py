@@ -1,0 +1,106 @@
+"""Turn an updated python-kasa ``Device`` into protocol-neutral readings (pure, no I/O)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from kasa import Device, Module
+from kasa.deviceconfig import DeviceConfig as KasaDeviceConfig
+from kasa.deviceconfig import DeviceEncryptionType
+from kasa.interfaces import Energy
+
+from otelpower.config import normalize_mac
+from otelpower.metrics import (
+    CURRENT,
+    ENERGY_MONTH,
+    ENERGY_TODAY,
+    ENERGY_TOTAL,
+    POWER,
+    RELAY_ON,
+    RSSI,
+    VOLTAGE,
+)
+from otelpower.model import Reading, clean_values
+
+log = logging.getLogger(__name__)
+
+
+def _safe(getter: Callable[[], Any]) -> Any:
+    """One failing field must not cost the others: a getter that raises reads as absent."""
+    try:
+        return getter()
+    except Exception as exc:  # python-kasa raises various errors for modules that failed
+        log.debug("field unavailable: %s", exc)
+        return None
+
+
+def transport_name(config: KasaDeviceConfig) -> str:
+    """``KLAP v2`` / ``KLAP v1`` / ``AES`` / ``XOR``, as python-kasa chose for this device."""
+    conn = config.connection_type
+    enc = conn.encryption_type
+    if enc is DeviceEncryptionType.Klap:
+        smart = conn.device_family.value.startswith("SMART.")
+        return "KLAP v2" if smart or (conn.login_version or 0) >= 2 else "KLAP v1"
+    if enc is DeviceEncryptionType.Aes:
+        return "AES"
+    return enc.value.upper()
+
+
+def energy_values(dev: Device) -> dict[str, float | None]:
+    energy = dev.modules.get(Module.Energy)
+    if energy is None:
+        return {}
+    values: dict[str, float | None] = {
+        POWER.key: _safe(lambda: energy.current_consumption),
+        ENERGY_TODAY.key: _safe(lambda: energy.consumption_today),
+        ENERGY_MONTH.key: _safe(lambda: energy.consumption_this_month),
+    }
+    if energy.supports(Energy.ModuleFeature.VOLTAGE_CURRENT):
+        values[VOLTAGE.key] = _safe(lambda: energy.voltage)
+        values[CURRENT.key] = _safe(lambda: energy.current)
+    if energy.supports(Energy.ModuleFeature.CONSUMPTION_TOTAL):
+        values[ENERGY_TOTAL.key] = _safe(lambda: energy.consumption_total)
+    return values
+
+
+def _relay(dev: Device) -> float | None:
+    state = _safe(lambda: dev.is_on)
+    return None if state is None else float(bool(state))
+
+
+def device_readings(dev: Device) -> tuple[Reading, ...]:
+    """Readings of a plug, or per outlet of a strip (the strip total is not repeated)."""
+    rssi = _safe(lambda: dev.rssi)
+    metered_children = [c for c in dev.children if Module.Energy in c.modules]
+    if metered_children:
+        outlets = [
+            Reading(
+                clean_values({**energy_values(child), RELAY_ON.key: _relay(child)}),
+                outlet=str(index),
+            )
+            for index, child in enumerate(dev.children, start=1)
+        ]
+        return (Reading(clean_values({RSSI.key: rssi})), *outlets)
+    values = {**energy_values(dev), RELAY_ON.key: _relay(dev), RSSI.key: rssi}
+    return (Reading(clean_values(values)),)
+
+
+def device_info(dev: Device) -> dict[str, str]:
+    firmware = _safe(lambda: dev.device_info.firmware_version) or ""
+    return {
+        "model": str(_safe(lambda: dev.model) or ""),
+        "firmware": str(firmware),
+        "transport": transport_name(dev.config),
+    }
+
+
+def device_mac(dev: Device) -> str | None:
+    raw = _safe(lambda: dev.mac)
+    if not raw:
+        return None
+    try:
+        return normalize_mac(str(raw))
+    except ValueError:
+        return None

@@ -1,0 +1,139 @@
+"""One-shot native operations behind ``otelpower read`` and ``otelpower discover``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from kasa import Credentials, Device, Discover, Module
+
+from otelpower.metrics import (
+    CURRENT,
+    ENERGY_MONTH,
+    ENERGY_TODAY,
+    ENERGY_TOTAL,
+    POWER,
+    RELAY_ON,
+    VOLTAGE,
+)
+from otelpower.model import Reading
+from otelpower.readers import kasa_discovery
+from otelpower.readers.kasa_values import device_info, device_mac, device_readings
+
+_JSON_KEYS = {
+    "power_w": POWER.key,
+    "voltage_v": VOLTAGE.key,
+    "current_a": CURRENT.key,
+    "energy_today_kwh": ENERGY_TODAY.key,
+    "energy_month_kwh": ENERGY_MONTH.key,
+    "energy_total_kwh": ENERGY_TOTAL.key,
+}
+
+
+def _reading_json(reading: Reading | None) -> dict[str, Any]:
+    values = reading.values if reading else {}
+    out: dict[str, Any] = {name: values.get(key) for name, key in _JSON_KEYS.items()}
+    relay = values.get(RELAY_ON.key)
+    out["relay_on"] = None if relay is None else bool(relay)
+    return out
+
+
+def summarize(dev: Device) -> dict[str, Any]:
+    """The ``read --json`` object: readings (null where absent), model, mac; outlets for strips."""
+    readings = device_readings(dev)
+    main = readings[0]
+    outlets = [r for r in readings if r.outlet is not None]
+    info = device_info(dev)
+    result: dict[str, Any] = {
+        **_reading_json(None if outlets else main),
+        "model": info["model"] or None,
+        "mac": device_mac(dev),
+        "firmware": info["firmware"] or None,
+        "transport": info["transport"],
+    }
+    if outlets:
+        per_outlet = [_reading_json(r) for r in outlets]
+        power = [o["power_w"] for o in per_outlet if o["power_w"] is not None]
+        result["power_w"] = round(sum(power), 3) if power else None
+        result["relay_on"] = any(o["relay_on"] for o in per_outlet)
+        result["outlets"] = per_outlet
+    return result
+
+
+async def read_plug(
+    host: str, port: int | None, credentials: Credentials | None, deadline_s: float
+) -> dict[str, Any]:
+    """Discover, connect and update one plug once; raises on any failure."""
+    wait = max(1, round(deadline_s / 2))
+    dev: Device | None = None
+    try:
+        async with asyncio.timeout(deadline_s):
+            dev = await Discover.discover_single(
+                host, port=port, credentials=credentials, timeout=wait, discovery_timeout=wait
+            )
+            await dev.update()
+            return summarize(dev)
+    finally:
+        if dev is not None:
+            with contextlib.suppress(Exception):
+                await dev.disconnect()
+
+
+async def _details(plug: kasa_discovery.FoundPlug, creds: Credentials | None) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "mac": plug.mac,
+        "ip": plug.ip,
+        "model": plug.model,
+        "firmware": None,
+        "transport": plug.transport if plug.supported else f"{plug.transport} (unsupported)",
+        "energy": "?",
+    }
+    if not plug.supported:
+        return row
+    dev: Device | None = None
+    try:
+        async with asyncio.timeout(10):
+            dev = await Discover.discover_single(plug.ip, credentials=creds, discovery_timeout=3)
+            await dev.update()
+        info = device_info(dev)
+        has_energy = Module.Energy in dev.modules or any(
+            Module.Energy in c.modules for c in dev.children
+        )
+        row.update(
+            model=info["model"] or plug.model,
+            firmware=info["firmware"] or None,
+            transport=info["transport"],
+            energy="yes" if has_energy else "no",
+        )
+    except Exception as exc:
+        from otelpower.readers.native import classify
+
+        row["energy"] = f"? ({classify(exc, 10)[0]})"
+    finally:
+        if dev is not None:
+            with contextlib.suppress(Exception):
+                await dev.disconnect()
+    return row
+
+
+async def discover_plugs(
+    targets: list[str], wait_s: float, credentials: Credentials | None
+) -> list[dict[str, Any]]:
+    found = await kasa_discovery.probe(targets, wait_s=wait_s, credentials=credentials)
+    rows = await asyncio.gather(*(_details(p, credentials) for p in found.values()))
+    return sorted(rows, key=lambda r: r["mac"])
+
+
+def yaml_snippet(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in rows:
+        name = f"{r['model'].split('(')[0].lower() or 'plug'}-{r['mac'][-5:].replace(':', '')}"
+        lines += [
+            f'  - device_id: "{r["mac"]}"',
+            "    room: CHANGE-ME",
+            "    shelf: CHANGE-ME",
+            f"    device: {name}",
+            f"    native: {{host: {r['ip']}}}",
+        ]
+    return "\n".join(lines)

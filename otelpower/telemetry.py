@@ -1,0 +1,117 @@
+"""One MeterProvider per process: Prometheus pull endpoint and optional OTLP push.
+
+OTLP is configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables and is off when no
+endpoint is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from wsgiref.simple_server import WSGIServer
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.process_collector import ProcessCollector
+
+from otelpower import __version__
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "otelpower"
+
+
+def make_resource(*, house: str, protocol: str, instance_id: str) -> Resource:
+    return Resource.create(
+        {
+            "service.name": SERVICE_NAME,
+            "service.version": __version__,
+            "service.instance.id": instance_id,
+            "house": house,
+            "protocol": protocol,
+        }
+    )
+
+
+def otlp_exporter(environ: Mapping[str, str]) -> MetricExporter | None:
+    """The OTLP metric exporter the standard env vars ask for, or None when unset."""
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not endpoint:
+        return None
+    protocol = (
+        environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "grpc"
+    )
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter()
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HttpExporter,
+        )
+
+        return HttpExporter()
+    raise ValueError(
+        f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use grpc or http/protobuf)"
+    )
+
+
+@dataclass
+class Telemetry:
+    provider: MeterProvider
+    registry: CollectorRegistry
+    prometheus_port: int | None = None
+    otlp_enabled: bool = False
+    _server: WSGIServer | None = field(default=None, repr=False)
+
+    def shutdown(self) -> None:
+        """Flush OTLP and stop the HTTP endpoint; safe to call twice."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.provider.shutdown()
+
+
+def start_telemetry(
+    resource: Resource,
+    *,
+    prometheus_host: str | None,
+    prometheus_port: int,
+    export_interval_s: float,
+    environ: Mapping[str, str] | None = None,
+) -> Telemetry:
+    """Build the provider; ``prometheus_host=None`` disables the pull endpoint."""
+    env = os.environ if environ is None else environ
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    readers: list[MetricReader] = [
+        PrometheusMetricReader(scope_info_enabled=False, registry=registry)
+    ]
+    exporter = otlp_exporter(env)
+    if exporter is not None:
+        interval_ms = float(env.get("OTEL_METRIC_EXPORT_INTERVAL", export_interval_s * 1000))
+        readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms))
+    provider = MeterProvider(resource=resource, metric_readers=readers)
+    telemetry = Telemetry(provider, registry, otlp_enabled=exporter is not None)
+    if prometheus_host is not None:
+        server, _thread = start_http_server(
+            prometheus_port, addr=prometheus_host, registry=registry
+        )
+        telemetry._server = server
+        telemetry.prometheus_port = server.server_port
+        log.info("Prometheus metrics on http://%s:%d/metrics", prometheus_host, server.server_port)
+    return telemetry

@@ -1,0 +1,139 @@
+"""Load YAML into plain Python values while remembering the line of every key path.
+
+PyYAML keeps marks on nodes only, so we compose the node tree ourselves and convert it,
+recording ``path -> line`` for error messages, and rejecting duplicate keys (PyYAML would
+silently keep the last one).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Path_ = tuple[str | int, ...]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """One or more problems in a config file; the message names file, key path and line."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: invalid configuration\n{lines}")
+
+
+def format_path(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+@dataclass
+class YamlDoc:
+    """A loaded document: the data plus where each key path sits in the file."""
+
+    source: str
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    #: key paths whose whole value came from a ${VAR} reference
+    from_env: set[Path_] = field(default_factory=set)
+    #: the source text of every scalar (``482254000001`` stays text, not an int)
+    raw: dict[Path_, str] = field(default_factory=dict)
+
+    def where(self, path: Path_) -> str:
+        """``key path (line N)``, using the nearest ancestor that has a line."""
+        probe = path
+        while probe and probe not in self.lines:
+            probe = probe[:-1]
+        line = self.lines.get(probe) if probe else None  # the root's line says nothing
+        return f"{format_path(path)} (line {line})" if line else format_path(path)
+
+    def problem(self, path: Path_, message: str) -> None:
+        self.problems.append(f"{self.where(path)}: {message}")
+
+    def raise_if_problems(self) -> None:
+        if self.problems:
+            raise ConfigError(self.source, self.problems)
+
+
+def _expand(value: str, path: Path_, doc: YamlDoc, environ: dict[str, str]) -> str:
+    if _VAR.fullmatch(value.strip()):
+        doc.from_env.add(path)
+
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        doc.problem(path, f"environment variable {name} is not set (referenced as ${{{name}}})")
+        return ""
+
+    return _VAR.sub(repl, value)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    """Construct a scalar with YAML's safe type rules (ints, floats, bools, null, strings)."""
+    return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+def _convert(node: yaml.Node, path: Path_, doc: YamlDoc, environ: dict[str, str]) -> Any:
+    doc.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(_scalar(key_node))
+            child = (*path, key)
+            if key in out:
+                doc.lines[child] = key_node.start_mark.line + 1
+                doc.problem(child, "duplicate key")
+                continue
+            doc.lines[child] = key_node.start_mark.line + 1
+            out[key] = _convert(value_node, child, doc, environ)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(item, (*path, i), doc, environ) for i, item in enumerate(node.value)]
+    doc.raw[path] = node.value
+    value = _scalar(node)
+    if isinstance(value, str):
+        return _expand(value, path, doc, environ)
+    return value
+
+
+def load_yaml(path: Path, environ: dict[str, str] | None = None) -> YamlDoc:
+    """Parse ``path``; syntax errors and unknown env references become ConfigError."""
+    source = str(path)
+    env = dict(os.environ if environ is None else environ)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    doc = YamlDoc(source=source, data=None)
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ConfigError(source, [f"YAML syntax error at {where}: {exc.problem}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [f"YAML error: {exc}"]) from None
+    if len(nodes) > 1:
+        raise ConfigError(source, ["expected one YAML document, found several"])
+    if nodes and nodes[0] is not None:
+        try:
+            doc.data = _convert(nodes[0], (), doc, env)
+        except yaml.YAMLError as exc:
+            raise ConfigError(source, [f"YAML error: {exc}"]) from None
+    return doc

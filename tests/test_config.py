@@ -1,0 +1,197 @@
+"""Config loading: normalisation, defaults, and errors that name file, key path and line."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from otelpower.cli import main
+from otelpower.config import ConfigError, load_config, normalize_mac
+
+GOOD = """\
+house: home
+devices:
+  - device_id: "48:22:54:00:00:01"
+    room: living
+    shelf: tv-rack
+    device: tv
+    native: {host: 192.168.1.20}
+    matter: {node_id: 5}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "otelpower.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def errors(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env or {})
+    message = str(info.value)
+    assert str(path) in message
+    return message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "48:22:54:00:00:01",
+        "48-22-54-00-00-01",
+        "482254000001",
+        "48:22:54:00:00:01".upper(),
+        " 48-22-54-00-00-01 ",
+    ],
+)
+def test_mac_forms_normalise(raw: str) -> None:
+    assert normalize_mac(raw) == "48:22:54:00:00:01"
+
+
+@pytest.mark.parametrize("raw", ["48:22:54:00:00", "48:22-54:00:00:01", "zz2254000001", ""])
+def test_bad_macs_rejected(raw: str) -> None:
+    with pytest.raises(ValueError, match="not a MAC"):
+        normalize_mac(raw)
+
+
+def test_good_config_and_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), {})
+    (dev,) = config.devices
+    assert dev.device_id == "48:22:54:00:00:01"
+    assert dev.native and dev.native.host == "192.168.1.20" and dev.native.port is None
+    assert dev.matter_node_id == 5
+    assert config.prometheus_port == 9464
+    assert config.poll_interval == 15.0
+    assert config.service_instance_id("native") == "home-native"
+    assert dev.labels("home") == {
+        "house": "home",
+        "room": "living",
+        "shelf": "tv-rack",
+        "device": "tv",
+        "device_id": "48:22:54:00:00:01",
+    }
+
+
+def test_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parents[1] / "config.example.yaml"
+    config = load_config(example, {})
+    assert len(config.devices) == 3
+    assert {d.device_id for d in config.devices} == {
+        "48:22:54:00:00:01",
+        "48:22:54:00:00:02",
+        "48:22:54:00:00:03",
+    }
+
+
+def test_env_expansion_and_credentials(tmp_path: Path) -> None:
+    text = (
+        GOOD
+        + "credentials:\n  username: ${U}\n  password: ${P}\nprometheus: {port: \"${PORT:-9999}\"}\n"
+    )
+    config = load_config(write(tmp_path, text), {"U": "me@example.com", "P": "s3cret!"})
+    assert config.credentials.username == "me@example.com"
+    assert config.credentials.password == "s3cret!"
+    assert "s3cret" not in repr(config)
+    assert config.prometheus_host == "0.0.0.0"
+    assert config.prometheus_port == 9999
+
+
+def test_credentials_default_to_kasa_env(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), {"KASA_USERNAME": "a", "KASA_PASSWORD": "b"})
+    assert (config.credentials.username, config.credentials.password) == ("a", "b")
+
+
+def test_secret_file(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("from-file\n")
+    text = GOOD + f"credentials:\n  password_file: {secret}\n"
+    assert load_config(write(tmp_path, text), {}).credentials.password == "from-file"
+
+
+def test_literal_password_is_refused_without_echo(tmp_path: Path) -> None:
+    message = errors(tmp_path, GOOD + "credentials:\n  password: hunter2\n")
+    assert "credentials.password (line 10)" in message
+    assert "hunter2" not in message
+
+
+def test_missing_env_var_named(tmp_path: Path) -> None:
+    message = errors(tmp_path, GOOD.replace("room: living", "room: ${ROOM}"))
+    assert "devices[0].room (line 4)" in message and "ROOM is not set" in message
+
+
+def test_every_problem_reported_with_line(tmp_path: Path) -> None:
+    message = errors(
+        tmp_path,
+        """\
+        house: home
+        poll: {interval: -1, concurrency: many}
+        colour: blue
+        devices:
+          - device_id: "48:22:54:00:00:0g"
+            room: living
+            shelf: a
+            device: tv
+          - device_id: 482254000002
+            room: x
+            shelf: b
+            device: lamp
+            native: {host: 10.0.0.2, port: 70000}
+          - device_id: 48-22-54-00-00-02
+            room: x
+            shelf: y
+            device: z
+          - device_id: 48-22-54-00-00-03
+            shelf: y
+            device: z
+        """,
+    )
+    assert "poll.interval (line 2): must be between" in message
+    assert "poll.concurrency (line 2): must be an integer" in message
+    assert "colour (line 3): unknown key" in message
+    assert "devices[0].device_id (line 5): not a MAC" in message
+    assert "devices[1].native.port (line 13): must be between 1 and 65535" in message
+    assert "devices[3].room (line 18): is required" in message
+    assert "devices[2].device_id (line 14): 48:22:54:00:00:02 is already used" in message
+
+
+def test_duplicate_key(tmp_path: Path) -> None:
+    message = errors(tmp_path, "house: a\nhouse: b\ndevices: []\n")
+    assert "house (line 2): duplicate key" in message
+
+
+def test_syntax_error_has_line(tmp_path: Path) -> None:
+    message = errors(tmp_path, "house: home\ndevices:\n  - device_id: [unclosed\n")
+    assert "YAML syntax error at line" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "the file is empty"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("house: home\ndevices: {a: 1}\n", "devices (line 2): must be a list"),
+        ("house: home\n", "devices: is required"),
+        ("house: home\ndevices:\n  - device_id: 000000000001\n", "devices[0].room (line 3)"),
+        ("house: [1]\ndevices: []\n", "house (line 1): must be a string"),
+    ],
+)
+def test_shape_errors(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in errors(tmp_path, text)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read file"):
+        load_config(tmp_path / "missing.yaml", {})
+
+
+def test_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(write(tmp_path, GOOD))]) == 0
+    assert "OK" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("house: home\ndevices:\n  - device_id: nope\n")
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "devices[0].device_id (line 3)" in err
