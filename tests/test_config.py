@@ -89,7 +89,7 @@ def test_example_config_is_valid() -> None:
 def test_env_expansion_and_credentials(tmp_path: Path) -> None:
     text = (
         GOOD
-        + "credentials:\n  username: ${U}\n  password: ${P}\nprometheus: {port: \"${PORT:-9999}\"}\n"
+        + 'credentials:\n  username: ${U}\n  password: ${P}\nprometheus: {port: "${PORT:-9999}"}\n'
     )
     config = load_config(write(tmp_path, text), {"U": "me@example.com", "P": "s3cret!"})
     assert config.credentials.username == "me@example.com"

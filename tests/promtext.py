@@ -1,0 +1,35 @@
+"""Read a Prometheus text exposition into (name, labels) -> value, for assertions."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str) -> Series:
+    out: Series = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = frozenset((k, v) for k, v in sample.labels.items() if v != "")
+            out[(sample.name, labels)] = sample.value
+    return out
+
+
+def scrape(port: int, host: str = "127.0.0.1") -> Series:
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as resp:
+        return parse(resp.read().decode())
+
+
+def find(series: Series, name: str, **labels: str) -> dict[frozenset, float]:
+    """Series of ``name`` whose labels include ``labels``."""
+    want = set(labels.items())
+    return {lbl: v for (n, lbl), v in series.items() if n == name and want <= set(lbl)}
+
+
+def one(series: Series, name: str, **labels: str) -> float:
+    found = find(series, name, **labels)
+    assert len(found) == 1, f"expected one {name}{labels}, got {found or 'none'}"
+    return next(iter(found.values()))

@@ -1,0 +1,110 @@
+"""The metrics contract on a real /metrics endpoint, fed from hand-made snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from otelpower.metrics import NATIVE_QUANTITIES, register_device_metrics
+from otelpower.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore, clean_values
+from otelpower.telemetry import Telemetry, make_resource, start_telemetry
+from tests.promtext import find, one, scrape
+
+LABELS = {"house": "home", "room": "living", "shelf": "rack", "device": "tv"}
+INFO = {"model": "P110", "firmware": "1.2.3", "transport": "KLAP v2"}
+
+
+def labels(device_id: str, **extra: str) -> dict[str, str]:
+    return {**LABELS, "device_id": device_id, **extra}
+
+
+@pytest.fixture
+def endpoint() -> Iterator[tuple[SnapshotStore, Telemetry]]:
+    store = SnapshotStore()
+    resource = make_resource(house="home", protocol="native", instance_id="home-native")
+    telemetry = start_telemetry(
+        resource, prometheus_host="127.0.0.1", prometheus_port=0, export_interval_s=60, environ={}
+    )
+    meter = telemetry.provider.get_meter("otelpower")
+    register_device_metrics(
+        meter, store, vendor="tplink", protocol="native", quantities=NATIVE_QUANTITIES
+    )
+    yield store, telemetry
+    telemetry.shutdown()
+
+
+def test_contract_names_labels_and_absent_fields(endpoint) -> None:
+    store, telemetry = endpoint
+    plug = "48:22:54:00:00:01"
+    store.put(
+        DeviceSnapshot(
+            plug,
+            labels(plug),
+            DeviceStatus.OK,
+            INFO,
+            (
+                Reading(
+                    clean_values(
+                        {
+                            "power_watts": 12.5,
+                            "voltage_volts": 231.0,
+                            "current_amperes": None,
+                            "relay_on": 1.0,
+                            "energy_kilowatt_hours": 3.25,
+                        }
+                    )
+                ),
+            ),
+        )
+    )
+    s = scrape(telemetry.prometheus_port)
+    want = {**labels(plug), "protocol": "native"}
+    assert one(s, "tplink_native_power_watts", **want) == 12.5
+    assert one(s, "tplink_native_voltage_volts", **want) == 231.0
+    assert one(s, "tplink_native_energy_kilowatt_hours_total", **want) == 3.25
+    assert one(s, "tplink_native_relay_on", **want) == 1
+    assert one(s, "tplink_native_up", **want) == 1
+    assert one(s, "tplink_native_device_info", **want, **INFO) == 1
+    # not measured -> absent, never 0
+    assert not find(s, "tplink_native_current_amperes")
+    assert not find(s, "tplink_native_energy_today_kilowatt_hours")
+    # exact label set: no scope noise, no doubled unit suffixes
+    (series_labels,) = find(s, "tplink_native_power_watts")
+    assert {k for k, _ in series_labels} == {*LABELS, "device_id", "protocol"}
+    assert not [n for n, _ in s if n.endswith(("_watts_watts", "_volts_volts"))]
+    assert one(s, "target_info", service_instance_id="home-native", house="home") == 1
+
+
+def test_down_device_keeps_only_up_and_info(endpoint) -> None:
+    store, telemetry = endpoint
+    plug = "48:22:54:00:00:02"
+    reading = (Reading({"power_watts": 5.0}),)
+    store.put(DeviceSnapshot(plug, labels(plug), DeviceStatus.OK, INFO, reading))
+    assert one(scrape(telemetry.prometheus_port), "tplink_native_power_watts") == 5.0
+    store.put(DeviceSnapshot(plug, labels(plug), DeviceStatus.OFFLINE, INFO, reading))
+    s = scrape(telemetry.prometheus_port)
+    assert not find(s, "tplink_native_power_watts")
+    assert one(s, "tplink_native_up", device_id=plug) == 0
+    assert one(s, "tplink_native_device_info", device_id=plug) == 1
+    assert one(s, "tplink_native_device_status", device_id=plug, status="offline") == 1
+
+
+def test_strip_outlets_are_labelled(endpoint) -> None:
+    store, telemetry = endpoint
+    strip = "48:22:54:00:00:03"
+    readings = (
+        Reading({"rssi_dbm": -50.0}),
+        Reading({"power_watts": 1.0, "relay_on": 1.0}, outlet="1"),
+        Reading({"power_watts": 2.0, "relay_on": 0.0}, outlet="2"),
+    )
+    store.put(DeviceSnapshot(strip, labels(strip), DeviceStatus.OK, INFO, readings))
+    s = scrape(telemetry.prometheus_port)
+    power = find(s, "tplink_native_power_watts", device_id=strip)
+    assert sorted(dict(lbl)["outlet"] for lbl in power) == ["1", "2"]
+    assert sum(power.values()) == 3.0  # no strip total on top of the outlets
+    assert one(s, "tplink_native_rssi_dbm", device_id=strip) == -50
+
+
+def test_clean_values_drops_nonsense() -> None:
+    assert clean_values({"a": float("nan"), "b": float("inf"), "c": None, "d": 2}) == {"d": 2.0}
