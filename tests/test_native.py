@@ -1,0 +1,207 @@
+"""Native path end to end: unmodified python-kasa <-> plug emulator over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+
+from otelpower import app
+from otelpower.model import DeviceStatus
+from otelpower.readers.native import NativeReader
+from otelpower.sim import Fault, PlugOptions, builtin_profiles
+from tests.conftest import make_config, wait_for
+from tests.promtext import find, one, scrape
+
+PROFILES = {p.stem: p for p in builtin_profiles()}
+TRANSPORTS = {"KLAP v2", "KLAP v1", "AES", "XOR"}
+
+
+def approx(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and abs(a - b) <= max(1e-3, abs(b) * 1e-3)
+
+
+async def test_every_transport_reads_exactly(simulator) -> None:
+    plugs = await simulator.start([PlugOptions(p, static=True) for p in PROFILES.values()])
+    assert {p.transport for p in plugs} >= TRANSPORTS
+    reader = NativeReader(make_config(simulator.config_dict()))
+    try:
+        await reader.poll_all()
+    finally:
+        await reader.close()
+    for plug in plugs:
+        snap = reader.store.get(plug.mac)
+        assert snap is not None and snap.status is DeviceStatus.OK, (plug.transport, snap)
+        assert snap.info["transport"] == plug.transport
+        truth = plug.readings()
+        if "outlets" in truth:
+            outlets = {r.outlet: r.values for r in snap.readings if r.outlet}
+            assert len(outlets) == len(truth["outlets"])
+            for i, expected in enumerate(truth["outlets"], start=1):
+                assert approx(outlets[str(i)]["power_watts"], expected["power_w"])
+            assert "power_watts" not in snap.readings[0].values  # no strip total
+        else:
+            (reading,) = snap.readings
+            assert approx(reading.values["power_watts"], truth["power_w"]), plug.transport
+            if truth.get("voltage_v") is not None and "voltage_volts" in reading.values:
+                assert approx(reading.values["voltage_volts"], truth["voltage_v"])
+            assert reading.values["relay_on"] == float(truth["relay_on"])
+
+
+async def test_wrong_credentials_is_a_state_not_a_crash(simulator, caplog) -> None:
+    klap, aes = await simulator.start(
+        [
+            PlugOptions(PROFILES["p110_klap"], username="owner@example.com", password="right"),
+            PlugOptions(PROFILES["p110_aes"], username="owner@example.com", password="right"),
+        ]
+    )
+    env = {"KASA_USERNAME": "owner@example.com", "KASA_PASSWORD": "wrong-pass"}
+    reader = NativeReader(make_config(simulator.config_dict(), env))
+    caplog.set_level(logging.WARNING, logger="otelpower")
+    try:
+        for _ in range(3):
+            await reader.poll_all()
+    finally:
+        await reader.close()
+    for plug in (klap, aes):
+        snap = reader.store.get(plug.mac)
+        assert snap.status is DeviceStatus.AUTH_FAILED and not snap.readings
+    lines = [r.getMessage() for r in caplog.records if "auth_failed" in r.getMessage()]
+    assert len(lines) == 2, lines  # one line per device, not one per poll
+    assert all("KASA_USERNAME" in line for line in lines)
+    assert "wrong-pass" not in caplog.text
+
+    good = NativeReader(make_config(simulator.config_dict(), {**env, "KASA_PASSWORD": "right"}))
+    try:
+        await good.poll_all()
+    finally:
+        await good.close()
+    assert all(good.store.get(p.mac).up for p in (klap, aes))
+
+
+async def test_offline_vanishes_from_metrics_and_recovers(simulator) -> None:
+    plugs = await simulator.start(
+        [PlugOptions(PROFILES["p110_klap"]), PlugOptions(PROFILES["kp115_xor"])]
+    )
+    config = make_config(simulator.config_dict(), prometheus={"host": "127.0.0.1", "port": 0})
+    readers = app.build_readers(config, "native")
+    telemetry = app.start(config, "native", readers, None)
+    task = asyncio.create_task(readers[0].run())
+    port = telemetry.prometheus_port
+    try:
+
+        def power(plug) -> dict:
+            return find(scrape(port), "tplink_native_power_watts", device_id=plug.mac)
+
+        await wait_for(lambda: all(power(p) for p in plugs))
+        victim, other = plugs
+        victim.fault = Fault.OFFLINE
+        await wait_for(lambda: not power(victim))
+        s = scrape(port)
+        assert one(s, "tplink_native_up", device_id=victim.mac) == 0
+        assert one(s, "tplink_native_device_info", device_id=victim.mac) == 1
+        assert one(s, "tplink_native_up", device_id=other.mac) == 1
+        assert power(other)
+        victim.fault = Fault.NONE
+        await wait_for(lambda: power(victim), timeout=15)
+        assert one(scrape(port), "tplink_native_up", device_id=victim.mac) == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        telemetry.shutdown()
+
+
+async def test_slow_plug_does_not_delay_others(simulator) -> None:
+    slow, fast = await simulator.start(
+        [PlugOptions(PROFILES["p110_klap"]), PlugOptions(PROFILES["p110_klap"])]
+    )
+    slow.slow_s = 30
+    slow.fault = Fault.SLOW
+    reader = NativeReader(make_config(simulator.config_dict(), poll={"timeout": 1}))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        await reader.poll_all()
+    finally:
+        await reader.close()
+    assert loop.time() - started < 3
+    assert reader.store.get(fast.mac).up
+    assert reader.store.get(slow.mac).status is DeviceStatus.TIMEOUT
+
+
+async def test_found_by_mac_and_followed_to_new_ip(simulator) -> None:
+    (plug,) = await simulator.start([PlugOptions(PROFILES["p110_klap"])])
+    data = simulator.config_dict()
+    data["devices"][0]["native"] = {"port": plug.port}  # no host: discovery must find it
+    new_host = plug.host.rsplit(".", 1)[0] + ".200"  # same block, unused by the simulator
+    data["discovery"] = {"targets": [plug.host, new_host], "interval": 1}
+    reader = NativeReader(make_config(data))
+    task = asyncio.create_task(reader.run())
+    try:
+        await wait_for(lambda: reader.store.get(plug.mac).up)
+        old_host = plug.host
+        await plug.move_to(new_host)
+        await wait_for(lambda: not reader.store.get(plug.mac).up)
+        await wait_for(lambda: reader.store.get(plug.mac).up, timeout=20)
+        assert plug.host == new_host != old_host
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_read_command_json(simulator) -> None:
+    plug, strip = await simulator.start(
+        [PlugOptions(PROFILES["p110_klap"], static=True), PlugOptions(PROFILES["hs300_xor"])]
+    )
+
+    async def read(target) -> dict:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "otelpower.cli",
+            "read",
+            f"{target.host}:{target.port}",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        return json.loads(out)
+
+    result = await read(plug)
+    assert result["mac"] == plug.mac and result["model"]
+    assert approx(result["power_w"], plug.readings()["power_w"])
+    for key in (
+        "voltage_v",
+        "current_a",
+        "energy_today_kwh",
+        "energy_month_kwh",
+        "energy_total_kwh",
+        "relay_on",
+    ):
+        assert key in result
+    strip_result = await read(strip)
+    assert len(strip_result["outlets"]) == 6
+    assert set(strip_result["outlets"][0]) >= {"power_w", "relay_on"}
+
+
+async def test_read_command_reports_offline(simulator) -> None:
+    (plug,) = await simulator.start([PlugOptions(PROFILES["p110_klap"])])
+    plug.fault = Fault.OFFLINE
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "otelpower.cli",
+        "read",
+        f"{plug.host}:{plug.port}",
+        "--timeout",
+        "3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert "offline" in err.decode() or "timeout" in err.decode()
+    assert "Traceback" not in err.decode()
