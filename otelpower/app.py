@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from typing import Protocol
@@ -76,16 +75,15 @@ async def run(config: Config, protocol: str, port: int | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(r.run(), name=f"reader {r.protocol}") for r in readers]
+    waiter = asyncio.create_task(stop.wait())
     try:
-        waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not waiter and task.exception():
-                raise task.exception()  # type: ignore[misc]
+        failed = [t for t in done if t is not waiter and not t.cancelled() and t.exception()]
+        if failed:
+            raise failed[0].exception()  # type: ignore[misc]
     finally:
-        for task in tasks:
+        for task in (waiter, *tasks):
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(waiter, *tasks, return_exceptions=True)
         telemetry.shutdown()
         log.info("otelpower stopped")

@@ -271,7 +271,7 @@ def classify(exc: BaseException, timeout: float) -> tuple[DeviceStatus, str]:
         return DeviceStatus.OFFLINE, str(exc)
     if isinstance(exc, _WrongDevice):
         return DeviceStatus.ERROR, f"wrong device: {exc}"
-    if isinstance(exc, TimeoutError) and not isinstance(exc, KasaException):
+    if isinstance(exc, TimeoutError):  # our deadline, or python-kasa's per-request timeout
         return DeviceStatus.TIMEOUT, f"no answer within {timeout:g}s"
     if isinstance(exc, OSError | KasaException) and _looks_offline(exc):
         return DeviceStatus.OFFLINE, _short(exc)

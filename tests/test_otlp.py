@@ -1,0 +1,131 @@
+"""OTLP push: the standard env vars turn it on, over gRPC and HTTP/protobuf, to a real receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent import futures
+
+import grpc
+import pytest
+from aiohttp import web
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as pb_grpc
+
+from otelpower.metrics import NATIVE_QUANTITIES, register_device_metrics
+from otelpower.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
+from otelpower.telemetry import make_resource, otlp_exporter, start_telemetry
+from tests.conftest import wait_for
+
+PLUG = "48:22:54:00:00:01"
+LABELS = {"house": "home", "room": "r", "shelf": "s", "device": "d", "device_id": PLUG}
+
+
+def summarize(requests: list[pb.ExportMetricsServiceRequest]) -> tuple[dict, set[str]]:
+    resource: dict = {}
+    names: set[str] = set()
+    for req in requests:
+        for rm in req.resource_metrics:
+            resource = {a.key: a.value.string_value for a in rm.resource.attributes}
+            for sm in rm.scope_metrics:
+                names |= {m.name for m in sm.metrics}
+    return resource, names
+
+
+def run_provider(env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    store = SnapshotStore()
+    store.put(
+        DeviceSnapshot(
+            PLUG, LABELS, DeviceStatus.OK, {"model": "P110"}, (Reading({"power_watts": 7.0}),)
+        )
+    )
+    resource = make_resource(house="home", protocol="native", instance_id="home-native")
+    telemetry = start_telemetry(
+        resource, prometheus_host=None, prometheus_port=0, export_interval_s=0.2
+    )
+    register_device_metrics(
+        telemetry.provider.get_meter("otelpower"),
+        store,
+        vendor="tplink",
+        protocol="native",
+        quantities=NATIVE_QUANTITIES,
+    )
+    assert telemetry.otlp_enabled
+    return telemetry
+
+
+def check(requests: list) -> None:
+    resource, names = summarize(requests)
+    assert resource["service.name"] == "otelpower"
+    assert resource["service.instance.id"] == "home-native"
+    assert resource["house"] == "home" and resource["protocol"] == "native"
+    assert {"tplink_native_power_watts", "tplink_native_up"} <= names
+
+
+async def test_otlp_http(monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int) -> None:
+    received: list[pb.ExportMetricsServiceRequest] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        msg = pb.ExportMetricsServiceRequest()
+        msg.ParseFromString(await request.read())
+        received.append(msg)
+        return web.Response(
+            body=pb.ExportMetricsServiceResponse().SerializeToString(),
+            content_type="application/x-protobuf",
+        )
+
+    web_app = web.Application()
+    web_app.router.add_post("/v1/metrics", handle)
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    telemetry = run_provider(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{unused_tcp_port}",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        },
+        monkeypatch,
+    )
+    try:
+        await wait_for(lambda: received)
+    finally:
+        await asyncio.to_thread(telemetry.shutdown)
+        await runner.cleanup()
+    check(received)
+
+
+def test_otlp_grpc(monkeypatch: pytest.MonkeyPatch) -> None:
+    received: list[pb.ExportMetricsServiceRequest] = []
+    got = threading.Event()
+
+    class Service(pb_grpc.MetricsServiceServicer):
+        def Export(self, request, context):
+            received.append(request)
+            got.set()
+            return pb.ExportMetricsServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_MetricsServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    telemetry = run_provider(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        },
+        monkeypatch,
+    )
+    try:
+        assert got.wait(10)
+    finally:
+        telemetry.shutdown()
+        server.stop(0)
+    check(received)
+
+
+def test_otlp_off_without_endpoint_and_bad_protocol() -> None:
+    assert otlp_exporter({}) is None
+    with pytest.raises(ValueError, match="not supported"):
+        otlp_exporter({"OTEL_EXPORTER_OTLP_ENDPOINT": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"})
