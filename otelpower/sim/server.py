@@ -1,0 +1,347 @@
+"""Public API: emulated plugs on loopback, their sockets, faults and the generated config."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import random
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from .aes import AesServer
+from .device import DeviceModel
+from .discovery import LEGACY_PORT, DiscoveryResponder
+from .faults import Fault
+from .klap import KlapServer
+from .profile import Profile, load_profile, normalise_mac
+from .xor import XorServer
+
+__all__ = ["EmulatedPlug", "Fault", "PlugOptions", "Simulator", "builtin_profiles", "serve"]
+
+_LOG = logging.getLogger(__name__)
+PROFILE_DIR = Path(__file__).parent / "profiles"
+DEFAULT_MAC_PREFIX = "48:22:54"
+
+
+def builtin_profiles() -> list[Path]:
+    """The profiles shipped with the package, sorted by name."""
+    return sorted(PROFILE_DIR.glob("*.json"))
+
+
+@dataclass
+class PlugOptions:
+    """How to emulate one plug."""
+
+    profile: Path  # JSON dump
+    username: str = ""  # owner credentials; blank owner accepts every client
+    password: str = ""
+    latency_s: float = 0.0  # added before every reply
+    static: bool = False  # serve the dump's own readings unchanged
+    host: str | None = None  # 127.x.y.z; None = allocate a free one
+    port: int | None = None  # TCP (XOR) / HTTP (KLAP, AES) port; None = a free port
+    mac: str | None = None  # override MAC
+
+
+class EmulatedPlug:
+    """One plug: its own loopback address, a TCP/HTTP port and its UDP discovery sockets."""
+
+    def __init__(
+        self, options: PlugOptions, profile: Profile, *, host: str, mac: str, index: int
+    ) -> None:
+        self.options = options
+        self.profile = profile
+        self.index = index
+        self.host = host
+        self.port = options.port or 0
+        self.mac = mac
+        self.model = profile.model
+        self.transport = profile.transport
+        self.username = options.username
+        self.password = options.password
+        self.latency_s = options.latency_s
+        self.slow_s = 30.0
+        self._fault = Fault.NONE
+        self.device = DeviceModel(
+            profile,
+            mac=mac,
+            host=host,
+            index=index,
+            static=options.static,
+            username=options.username,
+        )
+        self.alias = self.device.alias
+        self.children: list[dict[str, str]] = [
+            {"alias": o.alias, "id": o.child_id or ""}
+            for o in self.device.outlets
+            if self.device.is_strip
+        ]
+        self._server: KlapServer | AesServer | XorServer
+        if profile.transport == "XOR":
+            self._server = XorServer(self)
+        elif profile.transport == "AES":
+            self._server = AesServer(self)
+        else:
+            self._server = KlapServer(self, 1 if profile.transport == "KLAP v1" else 2)
+        self._discovery = DiscoveryResponder(self)
+        self._listening = False
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"<EmulatedPlug {self.model} {self.transport} {self.host}:{self.port} {self.mac}>"
+
+    # -- behaviour consulted by the transports ----------------------------------------
+
+    def reply_delay(self) -> float:
+        """Seconds to wait before the next reply."""
+        return self.latency_s + (self.slow_s if self._fault is Fault.SLOW else 0.0)
+
+    @property
+    def fault(self) -> Fault:
+        return self._fault
+
+    @fault.setter
+    def fault(self, value: Fault | str) -> None:
+        """Applies to the next request at once; sockets close/reopen in the background.
+
+        Use ``await plug.set_fault(...)`` to also wait until the sockets follow.
+        """
+        self._fault = Fault(value)
+        task = asyncio.get_running_loop().create_task(self._sync_sockets())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def set_fault(self, value: Fault | str) -> None:
+        """Set the fault and wait until the sockets match it."""
+        self._fault = Fault(value)
+        await self._sync_sockets()
+
+    async def settle(self) -> None:
+        """Wait for background socket changes started by the ``fault`` setter."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def set_credentials(self, username: str, password: str) -> None:
+        """Change the owner account (takes effect at the next handshake / login)."""
+        self.username = username
+        self.password = password
+        self.device.username = username
+
+    def drop_sessions(self) -> None:
+        """Reboot: forget KLAP/AES sessions and drop open XOR connections."""
+        self._server.drop_sessions()
+
+    def readings(self) -> dict[str, Any]:
+        """Current truth: power_w, voltage_v, current_a, energy_total_kwh, relay_on (+outlets)."""
+        return self.device.readings()
+
+    async def move_to(self, host: str) -> None:
+        """Change IP: rebind every socket on ``host`` with the same port."""
+        async with self._lock:
+            await self._close()
+            self.host = host
+            self.device.host = host
+            if self._fault is not Fault.OFFLINE:
+                await self._open()
+
+    # -- socket lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self._lock:
+            await self._open()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        async with self._lock:
+            await self._close()
+
+    async def _sync_sockets(self) -> None:
+        async with self._lock:
+            want = self._fault is not Fault.OFFLINE
+            if want and not self._listening:
+                await self._open()
+            elif not want and self._listening:
+                await self._close()
+
+    async def _open(self) -> None:
+        try:
+            self.port = await self._server.start(self.host, self.port)
+            legacy: list[int] = []
+            if isinstance(self._server, XorServer):
+                # discover_single(host, port=P) sends the legacy probe to UDP P.
+                legacy.append(self.port)
+                if self.port != LEGACY_PORT:
+                    legacy.append(LEGACY_PORT)
+                    # Also serve TCP 9999 so discovery without a port can connect.
+                    with contextlib.suppress(OSError):
+                        await self._server.start(self.host, LEGACY_PORT)
+            await self._discovery.start(
+                self.host,
+                legacy,
+                tdp=not isinstance(self._server, XorServer),
+                http_port=self.port,
+            )
+        except BaseException:
+            await self._close()
+            raise
+        self._listening = True
+
+    async def _close(self) -> None:
+        self._listening = False
+        await self._discovery.stop()
+        await self._server.stop()
+
+
+def _parse_block(base_host: str) -> tuple[int, int]:
+    parts = base_host.split(".")
+    if len(parts) < 3 or parts[0] != "127":
+        raise ValueError(f"base_host must look like 127.A.B[.0], got {base_host!r}")
+    return int(parts[1]), int(parts[2])
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "plug"
+
+
+class Simulator:
+    """A set of emulated plugs in one 127.A.B.0/24 block."""
+
+    def __init__(self, base_host: str | None = None, *, mac_prefix: str = DEFAULT_MAC_PREFIX):
+        if base_host:
+            self._a, self._b = _parse_block(base_host)
+        else:
+            rng = random.SystemRandom()
+            self._a, self._b = rng.randint(1, 254), rng.randint(0, 255)
+        self.mac_prefix = mac_prefix.lower()
+        self.plugs: list[EmulatedPlug] = []
+        self._next_n = 1
+
+    @property
+    def block(self) -> str:
+        return f"127.{self._a}.{self._b}"
+
+    def _next_host(self) -> str:
+        used = {p.host for p in self.plugs}
+        while self._next_n < 255:
+            host = f"{self.block}.{self._next_n}"
+            self._next_n += 1
+            if host not in used:
+                return host
+        raise RuntimeError(f"no free address left in {self.block}.0/24")
+
+    def _mac_for(self, host: str) -> str:
+        octets = [int(x) for x in host.split(".")[1:]]
+        return normalise_mac(self.mac_prefix + "".join(f":{o:02x}" for o in octets))
+
+    async def start(self, options: list[PlugOptions]) -> list[EmulatedPlug]:
+        """Start one plug per options entry; returns them in order."""
+        started: list[EmulatedPlug] = []
+        try:
+            for opt in options:
+                started.append(await self._start_one(opt))
+        except BaseException:
+            for plug in started:
+                await plug.stop()
+                self.plugs.remove(plug)
+            raise
+        return started
+
+    async def _start_one(self, opt: PlugOptions) -> EmulatedPlug:
+        profile = load_profile(opt.profile)
+        for _attempt in range(16):
+            host = opt.host or self._next_host()
+            mac = normalise_mac(opt.mac) if opt.mac else self._mac_for(host)
+            plug = EmulatedPlug(opt, profile, host=host, mac=mac, index=len(self.plugs) + 1)
+            try:
+                await plug.start()
+            except OSError as ex:
+                if opt.host or ex.errno != errno.EADDRINUSE:
+                    raise
+                continue  # that address is taken by someone else; try the next one
+            self.plugs.append(plug)
+            return plug
+        raise RuntimeError(f"could not find a free loopback address in {self.block}.0/24")
+
+    async def stop(self) -> None:
+        """Close every socket and task of every plug."""
+        plugs, self.plugs = self.plugs, []
+        for plug in plugs:
+            await plug.stop()
+
+    def config_dict(self, house: str = "sim") -> dict[str, Any]:
+        """otelpower configuration for exactly these plugs."""
+        devices = []
+        for n, plug in enumerate(self.plugs, start=1):
+            name = plug.profile.alias or plug.profile.model_base
+            devices.append(
+                {
+                    "device_id": plug.mac,
+                    "room": "lab",
+                    "shelf": "sim",
+                    "device": f"{_slug(name)}-{n}",
+                    "native": {"host": plug.host, "port": plug.port},
+                }
+            )
+        return {
+            "house": house,
+            "devices": devices,
+            "discovery": {"targets": [p.host for p in self.plugs]},
+        }
+
+    async def __aenter__(self) -> Simulator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def format_table(plugs: list[EmulatedPlug]) -> str:
+    """Plain-text table: host, port, mac, model, transport."""
+    rows = [("host", "port", "mac", "model", "transport")]
+    rows += [(p.host, str(p.port), p.mac, p.model, p.transport) for p in plugs]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+async def serve(
+    profiles: list[Path],
+    count: int = 0,
+    static: bool = False,
+    config_out: Path | None = None,
+    username: str = "",
+    password: str = "",
+    *,
+    out: TextIO | None = None,
+) -> None:
+    """Run plugs until cancelled: one per profile, or ``count`` over the built-in ones."""
+    out = out or sys.stdout
+    if profiles:
+        paths = list(profiles)
+    else:
+        builtin = builtin_profiles()
+        n = count or len(builtin)
+        paths = [builtin[i % len(builtin)] for i in range(n)]
+    options = [
+        PlugOptions(profile=p, username=username, password=password, static=static) for p in paths
+    ]
+    async with Simulator() as sim:
+        await sim.start(options)
+        text = yaml.safe_dump(sim.config_dict(), sort_keys=False)
+        print(format_table(sim.plugs), file=out)
+        if config_out is not None:
+            await asyncio.to_thread(config_out.write_text, text)
+            print(f"\nconfig written to {config_out}", file=out)
+        else:
+            print("\n" + text, file=out)
+        out.flush()
+        await asyncio.Event().wait()

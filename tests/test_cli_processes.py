@@ -1,0 +1,88 @@
+"""The shipped commands as processes: `sim` + `run` (what `make demo` does), SIGTERM, check."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import wait_for
+from tests.promtext import find, scrape
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@asynccontextmanager
+async def process(*args: str, env: dict[str, str] | None = None) -> AsyncIterator:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "otelpower.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_sim_then_run_shows_changing_values(tmp_path: Path) -> None:
+    config = tmp_path / "demo.yaml"
+    port = free_port()
+    async with process("sim", "--config-out", str(config)) as sim:
+        await wait_for(lambda: config.exists() and config.stat().st_size > 0, timeout=20)
+        data = yaml.safe_load(config.read_text())
+        data["prometheus"] = {"host": "127.0.0.1", "port": port}
+        data["poll"] = {"interval": 0.5, "timeout": 3}
+        config.write_text(yaml.safe_dump(data))
+        async with process("run", str(config)) as run:
+
+            def powered() -> dict:
+                try:
+                    return find(scrape(port), "tplink_native_power_watts")
+                except OSError:
+                    return {}
+
+            first = await wait_for(
+                lambda: len({dict(k)["device_id"] for k in powered()}) >= 3, timeout=30
+            )
+            assert first
+            transports = {
+                dict(k)["transport"] for k in find(scrape(port), "tplink_native_device_info")
+            }
+            assert len(transports) >= 3, transports
+            before = powered()
+            await wait_for(lambda: powered() != before, timeout=15)  # the load curve moves
+
+            run.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(run.wait(), 10)
+            assert run.returncode == 0, (await run.stderr.read()).decode()
+        sim.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(sim.wait(), 10)
+
+
+async def test_run_with_bad_config_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("house: home\ndevices:\n  - device_id: 48:22:54:00:00:01\n    room: [x]\n")
+    async with process("run", str(bad)) as run:
+        _, err = await asyncio.wait_for(run.communicate(), 20)
+    assert run.returncode == 2
+    text = err.decode()
+    assert "bad.yaml" in text and "devices[0].room (line 4)" in text
+    assert "Traceback" not in text
