@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 
+import pytest
+
 from otelpower import app
 from otelpower.model import DeviceStatus
 from otelpower.readers.native import NativeReader
@@ -205,3 +207,30 @@ async def test_read_command_reports_offline(simulator) -> None:
     assert proc.returncode == 1
     assert "offline" in err.decode() or "timeout" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_reader_over_fixture_corpus(simulator) -> None:
+    """Every real device dump, emulated as-is, comes out of our reader with its values."""
+    from tests.conftest import SHARED_FIXTURES
+
+    paths = sorted(SHARED_FIXTURES.rglob("*.json")) if SHARED_FIXTURES.is_dir() else []
+    if not paths:
+        pytest.skip(f"no fixture corpus at {SHARED_FIXTURES}")
+    plugs = await simulator.start([PlugOptions(p, static=True) for p in paths])
+    reader = NativeReader(make_config(simulator.config_dict(), poll={"timeout": 10}))
+    try:
+        await reader.poll_all()
+    finally:
+        await reader.close()
+    for path, plug in zip(paths, plugs, strict=True):
+        snap = reader.store.get(plug.mac)
+        assert snap.up, (path.name, snap.status, snap.detail)
+        truth = plug.readings()
+        channels = truth.get("outlets", [truth])
+        ours = [r for r in snap.readings if r.outlet] if "outlets" in truth else snap.readings
+        assert len(ours) == len(channels), path.name
+        for reading, expected in zip(ours, channels, strict=True):
+            assert approx(reading.values["power_watts"], expected["power_w"]), path.name
+            for key, field in (("voltage_volts", "voltage_v"), ("current_amperes", "current_a")):
+                if key in reading.values:
+                    assert approx(reading.values[key], expected[field]), (path.name, key)
