@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -234,3 +235,68 @@ async def test_reader_over_fixture_corpus(simulator) -> None:
             for key, field in (("voltage_volts", "voltage_v"), ("current_amperes", "current_a")):
                 if key in reading.values:
                     assert approx(reading.values[key], expected[field]), (path.name, key)
+
+
+def tpap_profile(tmp_path) -> Path:
+    """A P110 whose (newer) firmware announces TPAP, which python-kasa cannot speak."""
+    data = json.loads(PROFILES["p110_klap"].read_text())
+    data["discovery_result"]["result"]["mgt_encrypt_schm"]["encrypt_type"] = "TPAP"
+    path = tmp_path / "p110_tpap.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+async def test_unsupported_transport_is_a_state(simulator, tmp_path, caplog) -> None:
+    tpap, ok = await simulator.start(
+        [PlugOptions(tpap_profile(tmp_path)), PlugOptions(PROFILES["kp115_xor"])]
+    )
+    caplog.set_level(logging.WARNING, logger="otelpower")
+    reader = NativeReader(make_config(simulator.config_dict()))
+    try:
+        await reader.poll_all()
+        await reader.poll_all()
+    finally:
+        await reader.close()
+    assert reader.store.get(tpap.mac).status is DeviceStatus.UNSUPPORTED
+    assert reader.store.get(ok.mac).up
+    (line,) = [r.getMessage() for r in caplog.records if "unsupported" in r.getMessage()]
+    assert "Matter" in line
+
+
+async def test_discover_command(simulator, tmp_path) -> None:
+    plugs = await simulator.start(
+        [
+            PlugOptions(PROFILES["p110_klap"]),
+            PlugOptions(PROFILES["hs300_xor"]),
+            PlugOptions(tpap_profile(tmp_path)),
+        ]
+    )
+    targets = [arg for p in plugs for arg in ("--target", p.host)]
+
+    async def discover(*extra: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "otelpower.cli",
+            "discover",
+            *targets,
+            "--wait",
+            "1",
+            *extra,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        return out.decode()
+
+    rows = {r["mac"]: r for r in json.loads(await discover("--json"))}
+    assert set(rows) == {p.mac for p in plugs}
+    klap, strip, tpap = (rows[p.mac] for p in plugs)
+    assert (klap["ip"], klap["transport"], klap["energy"]) == (plugs[0].host, "KLAP v2", "yes")
+    assert klap["model"] == "P110" and klap["firmware"]
+    assert strip["transport"] == "XOR" and strip["energy"] == "yes"
+    assert tpap["transport"] == "TPAP (unsupported)"
+    text = await discover()
+    assert "MAC" in text and "TRANSPORT" in text and f'device_id: "{plugs[0].mac}"' in text
+    assert f"native: {{host: {plugs[0].host}}}" in text

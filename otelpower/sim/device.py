@@ -225,7 +225,7 @@ class DeviceModel:
         p = self.profile
         schm: dict[str, Any] = {
             "is_support_https": False,
-            "encrypt_type": "AES" if p.transport == "AES" else "KLAP",
+            "encrypt_type": p.transport if p.transport in ("AES", "TPAP") else "KLAP",
             "http_port": http_port,
         }
         if p.family == "smart" and p.transport == "KLAP v2":

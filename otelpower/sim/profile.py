@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 Family = Literal["smart", "iot"]
-TRANSPORTS = ("KLAP v2", "KLAP v1", "AES", "XOR")
+TRANSPORTS = ("KLAP v2", "KLAP v1", "AES", "XOR", "TPAP")
 
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([-:]?[0-9a-fA-F]{2}){5}$")
 
@@ -126,7 +126,7 @@ def _classify(path: Path, data: dict[str, Any]) -> Profile:
             raise ValueError("SMART dump lacks component_nego.component_list")
         model = (disco or {}).get("device_model") or info.get("model")
         device_type = info.get("type") or (disco or {}).get("device_type")
-        transport = {"KLAP": "KLAP v2", "AES": "AES", None: "KLAP v2"}.get(encrypt)
+        transport = {"KLAP": "KLAP v2", "AES": "AES", "TPAP": "TPAP", None: "KLAP v2"}.get(encrypt)
         raw_mac = info.get("mac")
         alias = info.get("nickname")
         children = _smart_children(data)

@@ -21,6 +21,7 @@ from .discovery import LEGACY_PORT, DiscoveryResponder
 from .faults import Fault
 from .klap import KlapServer
 from .profile import Profile, load_profile, normalise_mac
+from .tpap import TpapServer
 from .xor import XorServer
 
 __all__ = ["EmulatedPlug", "Fault", "PlugOptions", "Simulator", "builtin_profiles", "serve"]
@@ -82,8 +83,10 @@ class EmulatedPlug:
             for o in self.device.outlets
             if self.device.is_strip
         ]
-        self._server: KlapServer | AesServer | XorServer
-        if profile.transport == "XOR":
+        self._server: KlapServer | AesServer | XorServer | TpapServer
+        if profile.transport == "TPAP":
+            self._server = TpapServer(self)
+        elif profile.transport == "XOR":
             self._server = XorServer(self)
         elif profile.transport == "AES":
             self._server = AesServer(self)
