@@ -5,23 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from otelpower.config import normalize_mac
+
 Family = Literal["smart", "iot"]
 TRANSPORTS = ("KLAP v2", "KLAP v1", "AES", "XOR", "TPAP")
-
-_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([-:]?[0-9a-fA-F]{2}){5}$")
-
-
-def normalise_mac(mac: str) -> str:
-    """Return ``mac`` as lower-case colon form ``aa:bb:cc:dd:ee:ff``."""
-    if not _MAC_RE.match(mac.strip()):
-        raise ValueError(f"not a MAC address: {mac!r}")
-    digits = re.sub(r"[^0-9a-fA-F]", "", mac).lower()
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
 @dataclass(frozen=True)
@@ -165,7 +156,7 @@ def _classify(path: Path, data: dict[str, Any]) -> Profile:
     mac = None
     if raw_mac:
         try:
-            mac = normalise_mac(str(raw_mac))
+            mac = normalize_mac(str(raw_mac))
         except ValueError:
             mac = None
     if alias and family == "smart":

@@ -15,12 +15,14 @@ from typing import Any, TextIO
 
 import yaml
 
+from otelpower.config import normalize_mac
+
 from .aes import AesServer
 from .device import DeviceModel
 from .discovery import LEGACY_PORT, DiscoveryResponder
 from .faults import Fault
 from .klap import KlapServer
-from .profile import Profile, load_profile, normalise_mac
+from .profile import Profile, load_profile
 from .tpap import TpapServer
 from .xor import XorServer
 
@@ -243,7 +245,7 @@ class Simulator:
 
     def _mac_for(self, host: str) -> str:
         octets = [int(x) for x in host.split(".")[1:]]
-        return normalise_mac(self.mac_prefix + "".join(f":{o:02x}" for o in octets))
+        return normalize_mac(self.mac_prefix + "".join(f":{o:02x}" for o in octets))
 
     async def start(self, options: list[PlugOptions]) -> list[EmulatedPlug]:
         """Start one plug per options entry; returns them in order."""
@@ -262,7 +264,7 @@ class Simulator:
         profile = load_profile(opt.profile)
         for _attempt in range(16):
             host = opt.host or self._next_host()
-            mac = normalise_mac(opt.mac) if opt.mac else self._mac_for(host)
+            mac = normalize_mac(opt.mac) if opt.mac else self._mac_for(host)
             plug = EmulatedPlug(opt, profile, host=host, mac=mac, index=len(self.plugs) + 1)
             try:
                 await plug.start()

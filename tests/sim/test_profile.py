@@ -9,7 +9,6 @@ import pytest
 
 from otelpower.sim import load_profile
 from otelpower.sim.device import DeviceModel
-from otelpower.sim.profile import normalise_mac
 
 from .conftest import PROFILES
 
@@ -33,14 +32,6 @@ def test_builtin_profiles_classified() -> None:
             transport,
             children,
         )
-
-
-@pytest.mark.parametrize(
-    ("raw", "norm"),
-    [("AC-15-A2-0B-0C-0D", "ac:15:a2:0b:0c:0d"), ("ac15a20b0c0d", "ac:15:a2:0b:0c:0d")],
-)
-def test_normalise_mac(raw: str, norm: str) -> None:
-    assert normalise_mac(raw) == norm
 
 
 def test_iot_klap_lv2_is_klap_v2(tmp_path: Path) -> None:
