@@ -35,7 +35,9 @@ def build_readers(config: Config, protocol: str) -> list[Reader]:
 
         readers.append(NativeReader(config))
     if protocol in ("matter", "all"):
-        raise SystemExit("the Matter reader is not available in this version yet")
+        from otelpower.readers.matter import MatterReader
+
+        readers.append(MatterReader(config))
     return readers
 
 
@@ -58,6 +60,9 @@ def start(config: Config, protocol: str, readers: list[Reader], port: int | None
             protocol=reader.protocol,
             quantities=reader.quantities,
         )
+        register_self = getattr(reader, "register_self_metrics", None)
+        if register_self is not None:
+            register_self(meter)
     return telemetry
 
 

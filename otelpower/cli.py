@@ -95,6 +95,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         config = replace(config, matter_url=args.matter_server)
+    if args.protocol in ("matter", "all") and not config.matter_url:
+        print(
+            f"error: {config.source}: --protocol {args.protocol} needs a Matter server:"
+            " set matter.url in the config or pass --matter-server ws://HOST:5580/ws",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     asyncio.run(app.run(config, args.protocol, args.prometheus_port))
     return 0
 

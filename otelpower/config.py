@@ -260,6 +260,14 @@ def _parse_credentials(r: _Reader, raw: Any, environ: dict[str, str]) -> Credent
     return CredentialsConfig(values["username"], values["password"])
 
 
+def _ws_url(r: _Reader, m: dict[str, Any]) -> str | None:
+    url = r.text(m, "url", ("matter",))
+    if url is not None and not url.startswith(("ws://", "wss://")):
+        r.doc.problem(("matter", "url"), f"must be a ws:// or wss:// URL, got {url!r}")
+        return None
+    return url
+
+
 def parse_config(doc: YamlDoc, environ: dict[str, str]) -> Config:
     r = _Reader(doc)
     if doc.data is None:
@@ -322,7 +330,7 @@ def parse_config(doc: YamlDoc, environ: dict[str, str]) -> Config:
         discovery_targets=targets,
         prometheus_host=r.text(prom, "host", ("prometheus",)) or "0.0.0.0",
         prometheus_port=r.integer(prom, "port", ("prometheus",), 9464, 0, 65535) or 0,
-        matter_url=r.text(matter, "url", ("matter",)),
+        matter_url=_ws_url(r, matter),
         credentials=_parse_credentials(r, top.get("credentials"), environ),
     )
     doc.raise_if_problems()

@@ -34,6 +34,14 @@ ENERGY_TOTAL = Quantity("energy_kilowatt_hours", "Energy counter (kWh)", counter
 RELAY_ON = Quantity("relay_on", "Relay state: 1 on, 0 off")
 RSSI = Quantity("rssi_dbm", "Wi-Fi signal strength (dBm)")
 
+ENERGY_EXPORTED = Quantity(
+    "energy_exported_kilowatt_hours", "Energy exported counter (kWh)", counter=True
+)
+APPARENT_POWER = Quantity("apparent_power_volt_amperes", "Apparent power (VA)")
+REACTIVE_POWER = Quantity("reactive_power_volt_amperes_reactive", "Reactive power (var)")
+POWER_FACTOR = Quantity("power_factor_ratio", "Power factor (-1..1)")
+FREQUENCY = Quantity("frequency_hertz", "Mains frequency", "Hz")
+
 NATIVE_QUANTITIES: tuple[Quantity, ...] = (
     POWER,
     VOLTAGE,
@@ -43,6 +51,19 @@ NATIVE_QUANTITIES: tuple[Quantity, ...] = (
     ENERGY_TOTAL,
     RELAY_ON,
     RSSI,
+)
+
+MATTER_QUANTITIES: tuple[Quantity, ...] = (
+    POWER,
+    VOLTAGE,
+    CURRENT,
+    ENERGY_TOTAL,
+    ENERGY_EXPORTED,
+    APPARENT_POWER,
+    REACTIVE_POWER,
+    POWER_FACTOR,
+    FREQUENCY,
+    RELAY_ON,
 )
 
 

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.process_collector import ProcessCollector
 
 from otelpower import __version__
+from otelpower.stale import StaleMarkingExporter, flag_markers
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,11 @@ def make_resource(*, house: str, protocol: str, instance_id: str) -> Resource:
 
 
 def otlp_exporter(environ: Mapping[str, str]) -> MetricExporter | None:
-    """The OTLP metric exporter the standard env vars ask for, or None when unset."""
+    """The OTLP metric exporter the standard env vars ask for, or None when unset.
+
+    Vanished series get stale markers (see otelpower.stale) unless
+    ``OTELPOWER_STALE_MARKERS=false``.
+    """
     endpoint = environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or environ.get(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
@@ -54,19 +59,35 @@ def otlp_exporter(environ: Mapping[str, str]) -> MetricExporter | None:
         or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
         or "grpc"
     )
+    exporter: MetricExporter
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
-        return OTLPMetricExporter()
-    if protocol == "http/protobuf":
+        class GrpcExporter(OTLPMetricExporter):
+            def _translate_data(self, data):  # type: ignore[no-untyped-def]
+                request = super()._translate_data(data)
+                flag_markers(request)
+                return request
+
+        exporter = GrpcExporter()
+    elif protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HttpExporter,
+            OTLPMetricExporter as HttpOTLPMetricExporter,
         )
 
-        return HttpExporter()
-    raise ValueError(
-        f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use grpc or http/protobuf)"
-    )
+        class HttpExporter(HttpOTLPMetricExporter):
+            def _export_batch(self, export_request):  # type: ignore[no-untyped-def]
+                flag_markers(export_request)
+                return super()._export_batch(export_request)
+
+        exporter = HttpExporter()
+    else:
+        raise ValueError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use grpc or http/protobuf)"
+        )
+    if environ.get("OTELPOWER_STALE_MARKERS", "true").lower() in ("0", "false", "no", "off"):
+        return exporter
+    return StaleMarkingExporter(exporter)
 
 
 @dataclass

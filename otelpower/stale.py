@@ -1,0 +1,229 @@
+"""Stale markers over OTLP: tell the backend at once that a series vanished.
+
+The Python SDK simply stops reporting a series whose device went away, so a remote-write
+backend would keep showing its last value for minutes. ``StaleMarkingExporter`` remembers
+the gauge and sum series of the last successful export; a series missing from the next one
+is sent once more as a data point flagged NO_RECORDED_VALUE (the Collector's
+prometheusremotewrite exporter turns it into a Prometheus stale marker). Markers stay pending
+until an export succeeds, are sent once per vanish, and at shutdown every live series is
+marked. The SDK's data points have no ``flags`` field, so a marker travels as NaN through
+the SDK types and gets its flag when the OTLP request is encoded (``flag_markers``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.metrics.v1.metrics_pb2 import DataPointFlags
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Metric,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+log = logging.getLogger(__name__)
+
+_NO_RECORDED_VALUE = DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """Everything needed to re-create one metric stream for a marker."""
+
+    resource: Resource
+    scope: InstrumentationScope
+    name: str
+    description: str
+    unit: str
+    sum_kind: tuple[Any, bool] | None  # (temporality, monotonic) for sums, None for gauges
+
+    def key(self) -> tuple:
+        return (
+            frozenset(self.resource.attributes.items()),
+            self.scope.name,
+            self.scope.version,
+            self.name,
+        )
+
+
+Key = tuple[tuple, frozenset]
+
+
+@dataclass(frozen=True)
+class _Series:
+    stream: _Stream
+    attributes: Any
+    start_time_unix_nano: int
+
+
+def _series(data: MetricsData) -> dict[Key, _Series]:
+    out: dict[Key, _Series] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if isinstance(metric.data, Sum):
+                    kind = (metric.data.aggregation_temporality, metric.data.is_monotonic)
+                elif isinstance(metric.data, Gauge):
+                    kind = None
+                else:
+                    continue  # histograms are self-describing over time; not marked
+                stream = _Stream(
+                    rm.resource, sm.scope, metric.name, metric.description, metric.unit, kind
+                )
+                for point in metric.data.data_points:
+                    if isinstance(point.value, float) and math.isnan(point.value):
+                        continue  # one of our own markers
+                    attrs = frozenset((point.attributes or {}).items())
+                    out[(stream.key(), attrs)] = _Series(
+                        stream, point.attributes, point.start_time_unix_nano
+                    )
+    return out
+
+
+def _build(stream: _Stream, points: list[NumberDataPoint]) -> Metric:
+    if stream.sum_kind is None:
+        body: Gauge | Sum = Gauge(points)
+    else:
+        body = Sum(points, stream.sum_kind[0], stream.sum_kind[1])
+    return Metric(stream.name, stream.description, stream.unit, body)
+
+
+def with_markers(data: MetricsData, markers: Iterable[_Series], now_ns: int) -> MetricsData:
+    """``data`` plus a NaN point per marker, in its own resource, scope and metric.
+
+    OTLP encoders merge by resource and scope, so the result has each pair only once.
+    """
+    by_stream: dict[tuple, list[_Series]] = {}
+    for m in markers:
+        by_stream.setdefault(m.stream.key(), []).append(m)
+    if not by_stream:
+        return data
+    # resource key -> (resource, schema, scope key -> (scope, schema, name -> metric))
+    tree: dict[frozenset, tuple[Resource, str, dict[tuple, tuple[Any, str, dict[str, Metric]]]]]
+    tree = {}
+
+    def metrics_of(
+        resource: Resource, scope: InstrumentationScope, r_schema: str = "", s_schema: str = ""
+    ) -> dict[str, Metric]:
+        scopes = tree.setdefault(frozenset(resource.attributes.items()), (resource, r_schema, {}))
+        return scopes[2].setdefault((scope.name, scope.version), (scope, s_schema, {}))[2]
+
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            metrics = metrics_of(rm.resource, sm.scope, rm.schema_url, sm.schema_url)
+            for metric in sm.metrics:
+                metrics[metric.name] = metric
+    for series in by_stream.values():
+        stream = series[0].stream
+        metrics = metrics_of(stream.resource, stream.scope)
+        current = metrics.get(stream.name)
+        points = list(current.data.data_points) if current is not None else []
+        points += [
+            NumberDataPoint(s.attributes, s.start_time_unix_nano, now_ns, math.nan) for s in series
+        ]
+        metrics[stream.name] = _build(stream, points)
+    return MetricsData(
+        [
+            ResourceMetrics(
+                resource,
+                [ScopeMetrics(scope, list(ms.values()), ss) for scope, ss, ms in scopes.values()],
+                r_schema,
+            )
+            for resource, r_schema, scopes in tree.values()
+        ]
+    )
+
+
+def flag_markers(request: ExportMetricsServiceRequest) -> int:
+    """Flag every NaN gauge/sum point NO_RECORDED_VALUE; returns how many were flagged."""
+    flagged = 0
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                body = metric.gauge if metric.HasField("gauge") else None
+                if body is None and metric.HasField("sum"):
+                    body = metric.sum
+                if body is None:
+                    continue
+                for point in body.data_points:
+                    if point.HasField("as_double") and math.isnan(point.as_double):
+                        point.flags |= _NO_RECORDED_VALUE
+                        flagged += 1
+    return flagged
+
+
+class StaleMarkingExporter(MetricExporter):
+    """Wraps an OTLP exporter whose encoding calls ``flag_markers`` (see ``otlp_exporter``)."""
+
+    def __init__(self, inner: MetricExporter) -> None:
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._live: dict[Key, _Series] = {}  # as of the last successful export
+        self._pending: dict[Key, _Series] = {}  # vanished, marker not yet delivered
+        self.markers_sent = 0
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        with self._lock:
+            current = _series(metrics_data)
+            for key in current:
+                self._pending.pop(key, None)  # came back before its marker went out
+            for key, series in self._live.items():
+                if key not in current:
+                    self._pending[key] = series
+            markers = dict(self._pending)
+            data = with_markers(metrics_data, markers.values(), time.time_ns())
+            result = self._inner.export(data, timeout_millis=timeout_millis, **kwargs)
+            if result is MetricExportResult.SUCCESS:
+                for key in markers:
+                    self._pending.pop(key, None)
+                self.markers_sent += len(markers)
+                self._live = current
+            else:
+                # the backend may have missed these too: mark them if they vanish later
+                self._live = {**self._live, **current}
+            return result
+
+    def mark_all_stale(self, timeout_millis: float = 10_000) -> MetricExportResult:
+        """Send a marker for every live and pending series (clean shutdown)."""
+        with self._lock:
+            markers = {**self._live, **self._pending}
+            if not markers:
+                return MetricExportResult.SUCCESS
+            data = with_markers(MetricsData([]), markers.values(), time.time_ns())
+            result = self._inner.export(data, timeout_millis=timeout_millis)
+            if result is MetricExportResult.SUCCESS:
+                self.markers_sent += len(markers)
+                self._live, self._pending = {}, {}
+            else:
+                log.warning("could not send stale markers for %d series at shutdown", len(markers))
+            return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.mark_all_stale(min(timeout_millis, 10_000))
+        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
