@@ -12,13 +12,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN := .run
 DEMO_PORT ?= 9464
+# Matter test bed: python-matter-server in its own venv, matter.js virtual plugs, test PAA.
+MATTER_PLUG := otelpower/sim/matter_plug
+MATTER_VENV := $(TOOLS)/matter-server
+MATTER_SERVER := $(MATTER_VENV)/bin/matter-server
+MATTER_REQS := tools/matter-server-requirements.txt
+MATTER_MODULES := $(MATTER_PLUG)/node_modules/.installed
+PAA_DIR := $(TOOLS)/paa
+PAA_CERT := $(PAA_DIR)/Chip-Test-PAA-NoVID-Cert.der
 
-.PHONY: help setup test lint format demo clean
+.PHONY: help setup test lint format demo clean matter-deps matter-system-deps matter-requirements
 
 help:
 	@echo "make demo   - emulated plugs + otelpower run, metrics on http://localhost:$(DEMO_PORT)/metrics"
 	@echo "make test   - lint and run the test suite"
-	@echo "make setup  - create .venv from the lock file (uv.lock)"
+	@echo "make setup  - create .venv from the lock file (uv.lock) and the Matter test bed"
+	@echo "make matter-deps - only the Matter test bed (server venv, node_modules, test PAA)"
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "error: Python >= 3.12 not found (set PYTHON=...)"; exit 1; }
@@ -29,7 +38,34 @@ $(BIN)/otelpower: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-setup: $(BIN)/otelpower
+setup: $(BIN)/otelpower matter-deps
+
+# --- Matter test bed ---------------------------------------------------------------------
+matter-deps: matter-system-deps $(MATTER_SERVER) $(MATTER_MODULES) $(PAA_CERT)
+
+# Node.js, libnl-route-3-200 and /data (installed when root, else says what to run).
+matter-system-deps:
+	@tools/matter-system-deps.sh
+
+# The server's [server] extra pins aiohttp/cryptography/...: keep it out of our own lock.
+$(MATTER_SERVER): $(UV) $(MATTER_REQS)
+	rm -rf $(MATTER_VENV)
+	$(UV) venv --quiet --python $(PYTHON) $(MATTER_VENV)
+	$(UV) pip sync --quiet --require-hashes --python $(MATTER_VENV)/bin/python $(MATTER_REQS)
+	@touch $@
+
+$(MATTER_MODULES): $(MATTER_PLUG)/package.json $(MATTER_PLUG)/package-lock.json
+	cd $(MATTER_PLUG) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Matter Test PAA from @matter/protocol (+ empty .version: no certificate download).
+$(PAA_CERT): $(MATTER_MODULES) $(MATTER_PLUG)/export-paa.mjs
+	node $(MATTER_PLUG)/export-paa.mjs $(PAA_DIR) >/dev/null
+
+# Re-pin the server venv (after changing tools/matter-server-requirements.in).
+matter-requirements: $(UV)
+	$(UV) pip compile --quiet --generate-hashes --python-version 3.12 \
+	  tools/matter-server-requirements.in -o $(MATTER_REQS)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -39,7 +75,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+test: lint collector victoria-metrics collector-validate
 	$(BIN)/pytest -q
 
 # Emulated plugs of every transport, and otelpower reading them; Ctrl-C stops both.
@@ -55,4 +91,6 @@ demo: setup
 	  $(BIN)/otelpower run $(RUN)/demo.yaml --prometheus-port $(DEMO_PORT)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(RUN) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(RUN) build .pytest_cache .ruff_cache $(MATTER_PLUG)/node_modules
+
+include mk/pipeline.mk
