@@ -78,17 +78,19 @@ format: setup
 test: lint collector victoria-metrics collector-validate
 	$(BIN)/pytest -q
 
-# Emulated plugs of every transport, and otelpower reading them; Ctrl-C stops both.
+# Emulated plugs of every transport, a virtual Matter plug mirroring one of them (through a
+# local python-matter-server), and otelpower reading both paths; Ctrl-C stops everything.
 demo: setup
 	@mkdir -p $(RUN)
 	@rm -f $(RUN)/demo.yaml
-	@$(BIN)/otelpower sim --config-out $(RUN)/demo.yaml > $(RUN)/sim.log 2>&1 & echo $$! > $(RUN)/sim.pid
-	@for i in $$(seq 100); do test -s $(RUN)/demo.yaml && break; sleep 0.1; done; \
-	  test -s $(RUN)/demo.yaml || { cat $(RUN)/sim.log; kill $$(cat $(RUN)/sim.pid); exit 1; }
+	@$(BIN)/otelpower sim --matter --config-out $(RUN)/demo.yaml > $(RUN)/sim.log 2>&1 & echo $$! > $(RUN)/sim.pid
+	@for i in $$(seq 600); do test -s $(RUN)/demo.yaml && break; \
+	  kill -0 $$(cat $(RUN)/sim.pid) 2>/dev/null || break; sleep 0.1; done; \
+	  test -s $(RUN)/demo.yaml || { cat $(RUN)/sim.log; kill $$(cat $(RUN)/sim.pid) 2>/dev/null; exit 1; }
 	@cat $(RUN)/sim.log
 	@echo "otelpower: metrics on http://localhost:$(DEMO_PORT)/metrics (Ctrl-C stops)"
 	@trap 'kill $$(cat $(RUN)/sim.pid) 2>/dev/null' EXIT; \
-	  $(BIN)/otelpower run $(RUN)/demo.yaml --prometheus-port $(DEMO_PORT)
+	  $(BIN)/otelpower run $(RUN)/demo.yaml --protocol all --prometheus-port $(DEMO_PORT)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(RUN) build .pytest_cache .ruff_cache $(MATTER_PLUG)/node_modules

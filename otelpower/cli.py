@@ -59,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--count", type=int, default=None, metavar="N")
     sim.add_argument("--static", action="store_true", help="serve the profile's own readings")
     sim.add_argument("--config-out", type=Path, metavar="PATH")
+    sim.add_argument(
+        "--matter",
+        action="store_true",
+        help="also a virtual Matter plug mirroring the first plug (same MAC and load curve)",
+    )
+    sim.add_argument(
+        "--matter-server",
+        metavar="URL",
+        help="commission it into this Matter server (default: start a local one)",
+    )
     return p
 
 
@@ -200,10 +210,19 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     try:
         asyncio.run(
             _until_signal(
-                serve(args.profile, args.count, args.static, args.config_out, username, password)
+                serve(
+                    args.profile,
+                    args.count,
+                    args.static,
+                    args.config_out,
+                    username,
+                    password,
+                    matter=args.matter or bool(args.matter_server),
+                    matter_server=args.matter_server,
+                )
             )
         )
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:  # bad profile, Matter bed not installed
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return 0

@@ -16,17 +16,9 @@
 # STACK_OTLP_HTTP_PORT 4318, STACK_PROM_PORT 8889, STACK_HEALTH_PORT 13133,
 # STACK_OTELCOL_METRICS_PORT 8888, STACK_OTELPOWER_PORT 9464.
 #
-# Hook for more emulated devices (the virtual Matter plug): when tools/matter-stack.sh exists
-# and is executable, `up` runs
-#     tools/matter-stack.sh up STACK_DIR OTELPOWER_CONFIG
-# after the native emulator and before otelpower starts. It may
-#   - start processes, writing each PID to STACK_DIR/<name>.pid and logs to STACK_DIR/<name>.log
-#     (`down` stops every STACK_DIR/*.pid, in reverse start order),
-#   - edit OTELPOWER_CONFIG (add devices, a `matter:` section),
-#   - write STACK_DIR/otelpower.env with KEY=VALUE lines read before otelpower starts:
-#     OTELPOWER_PROTOCOL (native|matter|all, default native) and OTELPOWER_ARGS (extra
-#     arguments to `otelpower run`, e.g. --matter-server ws://127.0.0.1:5580/ws).
-# `down` runs `tools/matter-stack.sh down STACK_DIR` first when it exists.
+# Matter: with the Matter test bed installed (`make setup`), the emulator also runs a virtual
+# Matter plug that mirrors one emulated plug, commissioned into a local python-matter-server,
+# and otelpower reads both paths (--protocol all). STACK_MATTER=0 turns that off.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -36,7 +28,13 @@ COLLECTOR=${COLLECTOR:-build/otelcol-otelpower}
 COLLECTOR_CONFIG=${COLLECTOR_CONFIG:-collector-config/config.yaml}
 VICTORIA_METRICS=${VICTORIA_METRICS:-/usr/bin/victoria-metrics}
 STACK_DIR=$RUN/stack
-MATTER_HOOK=tools/matter-stack.sh
+MATTER=${STACK_MATTER:-auto}
+if [[ $MATTER == auto ]]; then
+	MATTER=0
+	if [[ -x .tools/matter-server/bin/matter-server && -d otelpower/sim/matter_plug/node_modules/@matter/main ]]; then
+		MATTER=1
+	fi
+fi
 
 VM_PORT=${STACK_VM_PORT:-8428}
 OTLP_GRPC_PORT=${STACK_OTLP_GRPC_PORT:-4317}
@@ -114,9 +112,6 @@ down() {
 		log "nothing runs"
 		return 0
 	}
-	if [[ -x $MATTER_HOOK ]]; then
-		"$MATTER_HOOK" down "$STACK_DIR" || log "$MATTER_HOOK down failed"
-	fi
 	local names=()
 	[[ -f $STACK_DIR/.order ]] && mapfile -t names < <(tac "$STACK_DIR/.order")
 	local name
@@ -124,7 +119,7 @@ down() {
 		[[ -f $STACK_DIR/$name.pid ]] && log "stopping $name" && stop_pid "$STACK_DIR/$name.pid"
 	done
 	local f
-	for f in "$STACK_DIR"/*.pid; do # PID files of hooks that did not use .order
+	for f in "$STACK_DIR"/*.pid; do # PID files not listed in .order
 		[[ -e $f ]] && log "stopping $(basename "$f" .pid)" && stop_pid "$f"
 	done
 	rm -f "$STACK_DIR/.order"
@@ -195,8 +190,13 @@ up() {
 	wait_for "collector health" 30 otelcol curl -fsS "http://127.0.0.1:$HEALTH_PORT/"
 
 	log "emulated plugs"
-	start sim "$BIN/otelpower" sim --config-out "$STACK_DIR/plugs.yaml"
-	wait_for "emulator config" 30 sim test -s "$STACK_DIR/plugs.yaml"
+	local sim_args=() protocol=native
+	if [[ $MATTER == 1 ]]; then
+		sim_args=(--matter) protocol=all
+		log "with a virtual Matter plug and a local Matter server"
+	fi
+	start sim "$BIN/otelpower" sim "${sim_args[@]}" --config-out "$STACK_DIR/plugs.yaml"
+	wait_for "emulator config" 60 sim test -s "$STACK_DIR/plugs.yaml"
 	sleep 0.2 # the table is printed right after the config is written
 	"$BIN/python" - "$STACK_DIR/plugs.yaml" "$STACK_DIR/otelpower.yaml" \
 		"$POLL_INTERVAL" "$OTELPOWER_PORT" <<-'EOF'
@@ -213,26 +213,13 @@ up() {
 		    yaml.safe_dump(config, f, sort_keys=False)
 	EOF
 
-	local protocol=native args=()
-	if [[ -x $MATTER_HOOK ]]; then
-		log "hook: $MATTER_HOOK up"
-		"$MATTER_HOOK" up "$STACK_DIR" "$STACK_DIR/otelpower.yaml"
-	fi
-	if [[ -f $STACK_DIR/otelpower.env ]]; then
-		local OTELPOWER_PROTOCOL="" OTELPOWER_ARGS=""
-		# shellcheck disable=SC1091
-		source "$STACK_DIR/otelpower.env"
-		protocol=${OTELPOWER_PROTOCOL:-native}
-		read -r -a args <<<"${OTELPOWER_ARGS:-}"
-	fi
-
 	log "otelpower run --protocol $protocol (metrics on 127.0.0.1:$OTELPOWER_PORT)"
 	start otelpower env \
 		OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_GRPC_PORT" \
 		OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
 		OTEL_METRIC_EXPORT_INTERVAL="$EXPORT_INTERVAL_MS" \
 		"$BIN/otelpower" run "$STACK_DIR/otelpower.yaml" --protocol "$protocol" \
-		--prometheus-port "$OTELPOWER_PORT" "${args[@]}"
+		--prometheus-port "$OTELPOWER_PORT"
 
 	log "waiting for tplink_native_power_watts in VictoriaMetrics (at most ${DATA_TIMEOUT}s)"
 	local t0=$SECONDS

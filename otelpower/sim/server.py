@@ -326,9 +326,15 @@ async def serve(
     username: str = "",
     password: str = "",
     *,
+    matter: bool = False,
+    matter_server: str | None = None,
     out: TextIO | None = None,
 ) -> None:
-    """Run plugs until cancelled: one per profile, or ``count`` over the built-in ones."""
+    """Run plugs until cancelled: one per profile, or ``count`` over the built-in ones.
+
+    ``matter``: also a virtual Matter plug mirroring the first single plug (see
+    otelpower.sim.matter_mirror), commissioned into ``matter_server`` or a local server.
+    """
     out = out or sys.stdout
     if profiles:
         paths = list(profiles)
@@ -339,10 +345,14 @@ async def serve(
     options = [
         PlugOptions(profile=p, username=username, password=password, static=static) for p in paths
     ]
-    async with Simulator() as sim:
+    async with contextlib.AsyncExitStack() as stack:
+        sim = await stack.enter_async_context(Simulator())
         await sim.start(options)
-        text = yaml.safe_dump(sim.config_dict(), sort_keys=False)
+        data = sim.config_dict()
         print(format_table(sim.plugs), file=out)
+        if matter:
+            data = await _start_matter_mirror(stack, sim, data, matter_server, out)
+        text = yaml.safe_dump(data, sort_keys=False)
         if config_out is not None:
             await asyncio.to_thread(config_out.write_text, text)
             print(f"\nconfig written to {config_out}", file=out)
@@ -350,3 +360,30 @@ async def serve(
             print("\n" + text, file=out)
         out.flush()
         await asyncio.Event().wait()
+
+
+async def _start_matter_mirror(
+    stack: contextlib.AsyncExitStack,
+    sim: Simulator,
+    data: dict[str, Any],
+    server_url: str | None,
+    out: TextIO,
+) -> dict[str, Any]:
+    import tempfile
+
+    from .matter_mirror import matter_mirror
+
+    native = next((p for p in sim.plugs if not p.children and p.transport != "TPAP"), None)
+    if native is None:
+        raise ValueError("--matter needs at least one single (non-strip) plug to mirror")
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="otelpower-matter-")))
+    mirror = await stack.enter_async_context(matter_mirror(native, workdir, server_url))
+    for device in data["devices"]:
+        if device["device_id"] == native.mac:
+            device["matter"] = {"node_id": mirror.node_id}
+    print(
+        f"\nvirtual Matter plug mirrors {native.mac} ({native.model}): node {mirror.node_id}"
+        f" on {mirror.url}",
+        file=out,
+    )
+    return {**data, "matter": {"url": mirror.url}}
