@@ -127,3 +127,29 @@ async def test_vm_outage_backlog_is_delivered(simulator, victoria_metrics, colle
 @pytest.fixture(autouse=True)
 def _fast_exporter_timeout(monkeypatch):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2")  # bounded retries while down
+
+
+async def test_restart_keeps_series_identity(simulator, victoria_metrics, otlp_env):
+    """Two runs of otelpower (a restart) write into the very same series: no churn."""
+    plugs = await simulator.start([PlugOptions(PROFILES["p110_klap"])])
+    config = make_config(
+        simulator.config_dict(),
+        poll={"interval": POLL_S},
+        prometheus={"host": "127.0.0.1", "port": 0},
+    )
+    t0 = time.time()
+    for _ in range(2):
+        readers = app.build_readers(config, "native")
+        telemetry = app.start(config, "native", readers, None)
+        task = asyncio.create_task(readers[0].run())
+        await poll(lambda: power_now(victoria_metrics, plugs[0].mac), 4 * otlp_env + 5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.to_thread(telemetry.shutdown)
+    series = victoria_metrics.series(
+        f'{{__name__=~"tplink_native_.*",device_id="{plugs[0].mac}"}}', start=t0
+    )
+    # one series per name across both runs (device_status has one per status it passed through)
+    names = [s["__name__"] for s in series if s["__name__"] != "tplink_native_device_status"]
+    assert len(names) == len(set(names)), names
+    assert {s["instance"] for s in series} == {config.service_instance_id("native")}
