@@ -66,6 +66,13 @@ def start(config: Config, protocol: str, readers: list[Reader], port: int | None
     return telemetry
 
 
+async def _heartbeat(telemetry: Telemetry) -> None:
+    """Tick for /healthz: a stalled event loop stops the ticks and fails liveness."""
+    while True:
+        telemetry.health.beat()
+        await asyncio.sleep(1.0)
+
+
 async def run(config: Config, protocol: str, port: int | None = None) -> None:
     readers = build_readers(config, protocol)
     telemetry = start(config, protocol, readers, port)
@@ -80,6 +87,8 @@ async def run(config: Config, protocol: str, port: int | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(r.run(), name=f"reader {r.protocol}") for r in readers]
+    tasks.append(asyncio.create_task(_heartbeat(telemetry), name="heartbeat"))
+    telemetry.health.ready = True
     waiter = asyncio.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -20,10 +20,11 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from otelpower import __version__
+from otelpower.httpserver import Health, serve
 from otelpower.stale import StaleMarkingExporter, flag_markers
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class Telemetry:
     registry: CollectorRegistry
     prometheus_port: int | None = None
     otlp_enabled: bool = False
+    health: Health = field(default_factory=Health)
     _server: WSGIServer | None = field(default=None, repr=False)
 
     def shutdown(self) -> None:
@@ -129,9 +131,7 @@ def start_telemetry(
     provider = MeterProvider(resource=resource, metric_readers=readers)
     telemetry = Telemetry(provider, registry, otlp_enabled=exporter is not None)
     if prometheus_host is not None:
-        server, _thread = start_http_server(
-            prometheus_port, addr=prometheus_host, registry=registry
-        )
+        server = serve(prometheus_host, prometheus_port, registry, telemetry.health)
         telemetry._server = server
         telemetry.prometheus_port = server.server_port
         log.info("Prometheus metrics on http://%s:%d/metrics", prometheus_host, server.server_port)

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -67,6 +68,11 @@ async def test_sim_then_run_shows_changing_values(tmp_path: Path) -> None:
                 dict(k)["transport"] for k in find(scrape(port), "tplink_native_device_info")
             }
             assert len(transports) >= 3, transports
+            for path in ("/healthz", "/readyz"):
+                url = f"http://127.0.0.1:{port}{path}"
+                resp = await asyncio.to_thread(urllib.request.urlopen, url, timeout=5)
+                assert resp.status == 200
+                resp.close()
             before = powered()
             await wait_for(lambda: powered() != before, timeout=15)  # the load curve moves
 

@@ -108,3 +108,30 @@ def test_strip_outlets_are_labelled(endpoint) -> None:
 
 def test_clean_values_drops_nonsense() -> None:
     assert clean_values({"a": float("nan"), "b": float("inf"), "c": None, "d": 2}) == {"d": 2.0}
+
+
+def test_health_endpoints(endpoint) -> None:
+    import urllib.error
+    import urllib.request
+
+    _, telemetry = endpoint
+
+    def get(path: str) -> tuple[int, str]:
+        url = f"http://127.0.0.1:{telemetry.prometheus_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    assert get("/healthz")[0] == 200
+    assert get("/readyz") == (503, "readers not started\n")
+    telemetry.health.ready = True
+    assert get("/readyz")[0] == 200
+    now = [1000.0]
+    telemetry.health.clock = lambda: now[0]
+    telemetry.health.beat()
+    assert get("/healthz")[0] == 200
+    now[0] += 31  # the event loop has not ticked for 31 s
+    status, text = get("/healthz")
+    assert status == 503 and "stalled" in text
