@@ -15,13 +15,14 @@ import logging
 import math
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from otelpower.sim.process import terminate
 
 from .loadcurve import Sample
 
@@ -288,18 +289,7 @@ class VirtualMatterPlug:
                 task.cancel()
         code = None
         if proc is not None:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    async with asyncio.timeout(timeout):
-                        await proc.wait()
-                except TimeoutError:
-                    log.warning("virtual plug %s ignored SIGTERM; killing it", self.mac)
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
-            code = proc.returncode
+            code = await terminate(proc, timeout, f"virtual plug {self.mac}")
             if proc.stdin is not None:
                 proc.stdin.close()
         for task in tasks:

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,8 @@ from typing import IO
 
 import aiohttp
 from matter_server.client import MatterClient
+
+from otelpower.sim.process import terminate
 
 from .matter import child_prefix
 
@@ -211,20 +212,7 @@ class MatterServerProcess:
     async def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
         """SIGTERM, SIGKILL after ``timeout``; returns the exit code."""
         proc, self._proc = self._proc, None
-        code = None
-        if proc is not None:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    async with asyncio.timeout(timeout):
-                        await proc.wait()
-                except TimeoutError:
-                    log.warning("matter-server ignored SIGTERM for %ss; killing it", timeout)
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
-            code = proc.returncode
+        code = await terminate(proc, timeout, "matter-server") if proc is not None else None
         if self._log is not None:
             self._log.close()
             self._log = None
