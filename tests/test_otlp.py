@@ -8,14 +8,13 @@ from concurrent import futures
 
 import grpc
 import pytest
-from aiohttp import web
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as pb_grpc
 
 from otelpower.metrics import NATIVE_QUANTITIES, register_device_metrics
 from otelpower.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
 from otelpower.telemetry import make_resource, otlp_exporter, start_telemetry
-from tests.conftest import wait_for
+from tests.conftest import Receiver, wait_for
 
 PLUG = "48:22:54:00:00:01"
 LABELS = {"house": "home", "room": "r", "shelf": "s", "device": "d", "device_id": PLUG}
@@ -64,36 +63,13 @@ def check(requests: list) -> None:
     assert {"tplink_native_power_watts", "tplink_native_up"} <= names
 
 
-async def test_otlp_http(monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int) -> None:
-    received: list[pb.ExportMetricsServiceRequest] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        msg = pb.ExportMetricsServiceRequest()
-        msg.ParseFromString(await request.read())
-        received.append(msg)
-        return web.Response(
-            body=pb.ExportMetricsServiceResponse().SerializeToString(),
-            content_type="application/x-protobuf",
-        )
-
-    web_app = web.Application()
-    web_app.router.add_post("/v1/metrics", handle)
-    runner = web.AppRunner(web_app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
-    telemetry = run_provider(
-        {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{unused_tcp_port}",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        },
-        monkeypatch,
-    )
+async def test_otlp_http(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    telemetry = run_provider({}, monkeypatch)  # the receiver fixture set the OTLP/HTTP env
     try:
-        await wait_for(lambda: received)
+        await wait_for(lambda: receiver.requests)
     finally:
         await asyncio.to_thread(telemetry.shutdown)
-        await runner.cleanup()
-    check(received)
+    check(receiver.requests)
 
 
 def test_otlp_grpc(monkeypatch: pytest.MonkeyPatch) -> None:
