@@ -67,7 +67,7 @@ matter-requirements: $(UV)
 	$(UV) pip compile --quiet --generate-hashes --python-version 3.12 \
 	  tools/matter-server-requirements.in -o $(MATTER_REQS)
 
-lint: setup
+lint: setup images-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -75,7 +75,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint collector victoria-metrics collector-validate
+test: lint collector victoria-metrics collector-validate k8s-check image-install-check
 	$(BIN)/pytest -q
 
 # Emulated plugs of every transport, a virtual Matter plug mirroring one of them (through a
@@ -96,3 +96,5 @@ clean:
 	rm -rf $(VENV) $(TOOLS) $(RUN) build .pytest_cache .ruff_cache $(MATTER_PLUG)/node_modules
 
 include mk/pipeline.mk
+include mk/images.mk
+include mk/k8s.mk

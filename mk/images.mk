@@ -1,0 +1,103 @@
+# Container images: otelpower (Dockerfile) and the collector (collector-config/Dockerfile),
+# built and pushed by .github/workflows/images.yaml. No docker engine is needed for these
+# targets; they check everything the image builds depend on.
+# Included by the main Makefile (`include mk/images.mk`); it uses PYTHON, UV, BIN, TOOLS and
+# the $(BIN)/otelpower (venv) target from there, with fallbacks for the variables.
+#
+#   make requirements          requirements.lock (runtime deps with hashes) from uv.lock
+#   make requirements-check    fails when requirements.lock is out of date with uv.lock
+#   make image-build-requirements  re-pin tools/image-build-requirements.txt (wheel backend)
+#   make image-install-check   runs tools/image-install.sh (the Dockerfile's install steps)
+#                              into a fresh temp dir, then `otelpower --help` and
+#                              `otelpower check config.example.yaml` from it
+#   make image-wheels-check    every requirements.lock wheel exists for linux/amd64 and
+#                              linux/arm64 (cp312, glibc of bookworm): downloads ~100 MB
+#   make dockerfile-lint       hadolint on both Dockerfiles (.hadolint.yaml)
+#   make actionlint            actionlint v$(ACTIONLINT_VERSION) on .github/workflows/*.yaml
+#   make images-lint           dockerfile-lint actionlint requirements-check
+#   make images-test           images-lint image-install-check
+#
+# Images (docker engine with buildx, context = the repository root):
+#   docker build -t otelpower .
+#   docker build -f collector-config/Dockerfile -t otelcol-otelpower .
+
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS ?= .tools
+UV ?= $(TOOLS)/bin/uv
+BIN ?= .venv/bin
+GO ?= go
+
+# A Python 3.12 (the image's interpreter) for image-install-check: python3.12, else PYTHON.
+IMAGE_PYTHON ?= $(shell for p in python3.12 $(PYTHON); do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && \
+	{ command -v "$$p"; break; }; done)
+REQUIREMENTS_LOCK := requirements.lock
+# The same command as `make requirements` (the header of the file records it).
+UV_EXPORT := $(UV) export --frozen --no-dev --no-emit-project --format requirements-txt
+ACTIONLINT_VERSION := 1.7.12
+ACTIONLINT := $(TOOLS)/bin/actionlint
+ACTIONLINT_STAMP := $(TOOLS)/bin/.actionlint-v$(ACTIONLINT_VERSION)
+DOCKERFILES := Dockerfile collector-config/Dockerfile
+
+.PHONY: requirements requirements-check image-build-requirements image-install-check \
+	image-wheels-check dockerfile-lint actionlint images-lint images-test
+
+requirements: $(UV)
+	$(UV_EXPORT) --quiet -o $(REQUIREMENTS_LOCK)
+
+# Comment lines aside (the header names the output file), the file must be what uv exports.
+requirements-check: $(UV)
+	@diff -u <(grep -v '^#' $(REQUIREMENTS_LOCK)) <($(UV_EXPORT) --no-header | grep -v '^#') \
+	  >/dev/null || { \
+	  echo "error: $(REQUIREMENTS_LOCK) is out of date with uv.lock; run: make requirements"; \
+	  diff -u <(grep -v '^#' $(REQUIREMENTS_LOCK)) <($(UV_EXPORT) --no-header | grep -v '^#') \
+	    | head -40; exit 1; }
+	@echo "$(REQUIREMENTS_LOCK): up to date with uv.lock"
+
+image-build-requirements: $(UV)
+	$(UV) pip compile --quiet --generate-hashes --python-version 3.12 \
+	  tools/image-build-requirements.in -o tools/image-build-requirements.txt
+
+image-install-check:
+	@test -n "$(IMAGE_PYTHON)" || { echo "error: Python 3.12 not found (set IMAGE_PYTHON=...)"; exit 1; }
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  echo "tools/image-install.sh $$tmp/venv  (PYTHON=$(IMAGE_PYTHON))" && \
+	  PYTHON=$(IMAGE_PYTHON) tools/image-install.sh "$$tmp/venv" > "$$tmp/install.log" 2>&1 \
+	    || { cat "$$tmp/install.log"; exit 1; } && \
+	  if "$$tmp/venv/bin/python" -c 'import pytest' 2>/dev/null; then \
+	    echo "error: a dev dependency (pytest) is in the image's venv"; exit 1; fi && \
+	  PYTHONDONTWRITEBYTECODE=1 "$$tmp/venv/bin/otelpower" --help > /dev/null && \
+	  PYTHONDONTWRITEBYTECODE=1 "$$tmp/venv/bin/otelpower" check config.example.yaml && \
+	  echo "image-install-check: OK ($$("$$tmp/venv/bin/python" -m pip list --format=freeze | wc -l) packages)"
+
+# The arm64 image cannot be tried here: pip downloads (hashes checked, wheels only) what the
+# builder stage installs, for both platforms (manylinux up to bookworm's glibc 2.36).
+image-wheels-check:
+	@test -n "$(IMAGE_PYTHON)" || { echo "error: Python 3.12 not found (set IMAGE_PYTHON=...)"; exit 1; }
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  for arch in x86_64 aarch64; do \
+	    platforms="--platform manylinux2014_$$arch"; \
+	    for v in $$(seq 17 36); do platforms+=" --platform manylinux_2_$${v}_$$arch"; done; \
+	    $(IMAGE_PYTHON) -m pip download --quiet --no-cache-dir --disable-pip-version-check \
+	      --only-binary=:all: --require-hashes --python-version 3.12 --implementation cp \
+	      --abi cp312 $$platforms -r $(REQUIREMENTS_LOCK) -d "$$tmp/$$arch" || exit 1; \
+	    echo "image-wheels-check: $$arch: $$(ls "$$tmp/$$arch" | wc -l) wheels"; \
+	  done
+
+dockerfile-lint: $(BIN)/otelpower
+	$(BIN)/hadolint $(DOCKERFILES)
+
+$(ACTIONLINT_STAMP):
+	@command -v $(GO) >/dev/null || { echo "error: Go not found (actionlint is built with go install)"; exit 1; }
+	@mkdir -p $(TOOLS)/bin
+	GOBIN=$(abspath $(TOOLS)/bin) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@v$(ACTIONLINT_VERSION)
+	@rm -f $(TOOLS)/bin/.actionlint-v*
+	@touch $@
+
+actionlint: $(ACTIONLINT_STAMP)
+	$(ACTIONLINT) .github/workflows/*.yaml
+
+images-lint: dockerfile-lint actionlint requirements-check
+
+images-test: images-lint image-install-check
