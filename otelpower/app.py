@@ -10,6 +10,7 @@ from typing import Protocol
 from otelpower.config import Config
 from otelpower.metrics import Quantity, register_device_metrics
 from otelpower.model import SnapshotStore
+from otelpower.selfmetrics import SelfMetrics
 from otelpower.telemetry import Telemetry, make_resource, start_telemetry
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class Reader(Protocol):
     protocol: str
     quantities: tuple[Quantity, ...]
     store: SnapshotStore
+    self_metrics: SelfMetrics
 
     async def run(self) -> None: ...
 
@@ -52,7 +54,10 @@ def start(config: Config, protocol: str, readers: list[Reader], port: int | None
         export_interval_s=config.poll_interval,
     )
     meter = telemetry.provider.get_meter("otelpower")
+    exporter = telemetry.exporter
+    self_metrics = SelfMetrics(meter, (lambda: exporter) if exporter is not None else None)
     for reader in readers:
+        reader.self_metrics = self_metrics
         register_device_metrics(
             meter,
             reader.store,

@@ -170,14 +170,19 @@ def flag_markers(request: ExportMetricsServiceRequest) -> int:
 
 
 class StaleMarkingExporter(MetricExporter):
-    """Wraps an OTLP exporter whose encoding calls ``flag_markers`` (see ``otlp_exporter``)."""
+    """Wraps an OTLP exporter whose encoding calls ``flag_markers`` (see ``otlp_exporter``).
 
-    def __init__(self, inner: MetricExporter) -> None:
+    Also counts exports; ``markers=False`` only counts (the control run without markers)."""
+
+    def __init__(self, inner: MetricExporter, *, markers: bool = True) -> None:
         super().__init__(
             preferred_temporality=inner._preferred_temporality,
             preferred_aggregation=inner._preferred_aggregation,
         )
         self._inner = inner
+        self._markers = markers
+        self.exports_ok = 0
+        self.exports_failed = 0
         self._lock = threading.Lock()
         self._live: dict[Key, _Series] = {}  # as of the last successful export
         self._pending: dict[Key, _Series] = {}  # vanished, marker not yet delivered
@@ -193,9 +198,13 @@ class StaleMarkingExporter(MetricExporter):
             for key, series in self._live.items():
                 if key not in current:
                     self._pending[key] = series
-            markers = dict(self._pending)
+            markers = dict(self._pending) if self._markers else {}
             data = with_markers(metrics_data, markers.values(), time.time_ns())
             result = self._inner.export(data, timeout_millis=timeout_millis, **kwargs)
+            if result is MetricExportResult.SUCCESS:
+                self.exports_ok += 1
+            else:
+                self.exports_failed += 1
             if result is MetricExportResult.SUCCESS:
                 for key in markers:
                     self._pending.pop(key, None)
@@ -209,7 +218,7 @@ class StaleMarkingExporter(MetricExporter):
     def mark_all_stale(self, timeout_millis: float = 10_000) -> MetricExportResult:
         """Send a marker for every live and pending series (clean shutdown)."""
         with self._lock:
-            markers = {**self._live, **self._pending}
+            markers = {**self._live, **self._pending} if self._markers else {}
             if not markers:
                 return MetricExportResult.SUCCESS
             data = with_markers(MetricsData([]), markers.values(), time.time_ns())

@@ -44,7 +44,7 @@ def make_resource(*, house: str, protocol: str, instance_id: str) -> Resource:
     )
 
 
-def otlp_exporter(environ: Mapping[str, str]) -> MetricExporter | None:
+def otlp_exporter(environ: Mapping[str, str]) -> StaleMarkingExporter | None:
     """The OTLP metric exporter the standard env vars ask for, or None when unset.
 
     Vanished series get stale markers (see otelpower.stale) unless
@@ -86,9 +86,8 @@ def otlp_exporter(environ: Mapping[str, str]) -> MetricExporter | None:
         raise ValueError(
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use grpc or http/protobuf)"
         )
-    if environ.get("OTELPOWER_STALE_MARKERS", "true").lower() in ("0", "false", "no", "off"):
-        return exporter
-    return StaleMarkingExporter(exporter)
+    markers = environ.get("OTELPOWER_STALE_MARKERS", "true").lower()
+    return StaleMarkingExporter(exporter, markers=markers not in ("0", "false", "no", "off"))
 
 
 @dataclass
@@ -98,6 +97,7 @@ class Telemetry:
     prometheus_port: int | None = None
     otlp_enabled: bool = False
     health: Health = field(default_factory=Health)
+    exporter: StaleMarkingExporter | None = None
     _server: WSGIServer | None = field(default=None, repr=False)
 
     def shutdown(self) -> None:
@@ -129,7 +129,7 @@ def start_telemetry(
         interval_ms = float(env.get("OTEL_METRIC_EXPORT_INTERVAL", export_interval_s * 1000))
         readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms))
     provider = MeterProvider(resource=resource, metric_readers=readers)
-    telemetry = Telemetry(provider, registry, otlp_enabled=exporter is not None)
+    telemetry = Telemetry(provider, registry, otlp_enabled=exporter is not None, exporter=exporter)
     if prometheus_host is not None:
         server = serve(prometheus_host, prometheus_port, registry, telemetry.health)
         telemetry._server = server

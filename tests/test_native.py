@@ -106,6 +106,12 @@ async def test_offline_vanishes_from_metrics_and_recovers(simulator) -> None:
         assert one(s, "tplink_native_device_info", device_id=victim.mac) == 1
         assert one(s, "tplink_native_up", device_id=other.mac) == 1
         assert power(other)
+        # self-metrics: latency per device, errors by kind, last success
+        assert one(s, "otelpower_poll_duration_seconds_count", device_id=victim.mac) >= 2
+        errors = find(s, "otelpower_poll_errors_total", device_id=victim.mac)
+        assert errors and {dict(k)["kind"] for k in errors} <= {"offline", "timeout"}
+        assert not find(s, "otelpower_poll_errors_total", device_id=other.mac)
+        assert one(s, "otelpower_last_success_timestamp_seconds", device_id=other.mac) > 0
         victim.fault = Fault.NONE
         await wait_for(lambda: power(victim), timeout=15)
         assert one(scrape(port), "tplink_native_up", device_id=victim.mac) == 1

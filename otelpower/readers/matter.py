@@ -26,6 +26,7 @@ from otelpower.config import Config, DeviceConfig
 from otelpower.metrics import MATTER_QUANTITIES, Quantity
 from otelpower.model import DeviceSnapshot, DeviceStatus, SnapshotStore
 from otelpower.readers import matter_values as mv
+from otelpower.selfmetrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class MatterReader:
     ) -> None:
         self.config = config
         self.store = store or SnapshotStore()
+        self.self_metrics = SelfMetrics()  # replaced by the app's when metrics are on
         self.url = url or config.matter_url or ""
         if not self.url:
             raise ValueError(
@@ -259,6 +261,8 @@ class MatterReader:
         paths = mv.fresh_paths(state.attrs)
         if not paths:
             return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             values = await asyncio.wait_for(
                 client.read_attribute(state.node_id, paths), self.config.poll_timeout
@@ -267,10 +271,19 @@ class MatterReader:
             raise
         except Exception as exc:  # a node that cannot be read now keeps its last state
             log.debug("Matter node %s: read failed: %s", state.node_id, exc)
+            status = DeviceStatus.TIMEOUT if isinstance(exc, TimeoutError) else DeviceStatus.ERROR
+            self._poll_done(state, loop.time() - started, status)
             return
         if state.node_id in self._nodes and isinstance(values, dict):
             mv.merge(state.attrs, values.items())
             self._publish(state)
+        self._poll_done(state, loop.time() - started, DeviceStatus.OK)
+
+    def _poll_done(self, state: _Node, seconds: float, status: DeviceStatus) -> None:
+        snap = self.store.get(self._keys.get(state.node_id, ""))
+        if snap is not None:
+            device = snap.labels.get("device", "")
+            self.self_metrics.poll(self.protocol, snap.device_id, device, seconds, status)
 
     # -- publishing ---------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from otelpower.metrics import NATIVE_QUANTITIES, Quantity
 from otelpower.model import DeviceSnapshot, DeviceStatus, SnapshotStore
 from otelpower.readers import kasa_discovery
 from otelpower.readers.kasa_values import device_info, device_mac, device_readings
+from otelpower.selfmetrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class NativeReader:
     ) -> None:
         self.config = config
         self.store = store or SnapshotStore()
+        self.self_metrics = SelfMetrics()  # replaced by the app's when metrics are on
         creds = config.credentials
         self._credentials = Credentials(creds.username, creds.password) if creds.present else None
         self._sem = asyncio.Semaphore(config.concurrency)
@@ -161,7 +163,9 @@ class NativeReader:
     # -- one poll ---------------------------------------------------------------------------
 
     async def _poll(self, plug: _Plug) -> None:
+        loop = asyncio.get_running_loop()
         async with self._sem:
+            started = loop.time()
             try:
                 async with asyncio.timeout(self.config.poll_timeout):
                     dev = await self._connected(plug)
@@ -171,10 +175,17 @@ class NativeReader:
                         raise _WrongDevice(f"{plug.host} answers as {mac}")
             except Exception as exc:  # every failure becomes a per-device status, never a crash
                 await self._fail(plug, exc)
-                return
-        plug.failures = 0
-        plug.info = info
-        self._publish(plug, DeviceStatus.OK, readings=readings)
+            else:
+                plug.failures = 0
+                plug.info = info
+                self._publish(plug, DeviceStatus.OK, readings=readings)
+            self.self_metrics.poll(
+                self.protocol,
+                plug.cfg.device_id,
+                plug.cfg.device,
+                loop.time() - started,
+                plug.status,
+            )
 
     async def _connected(self, plug: _Plug) -> Device:
         """The plug's Device, updated: reuse it, reconnect it, or discover it first."""

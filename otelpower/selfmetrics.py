@@ -1,0 +1,81 @@
+"""otelpower's own health: poll latency and errors per device, last success, exports.
+
+Readers call ``poll()`` after every poll; everything is in-process bookkeeping (no I/O).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from otelpower.model import DeviceStatus
+
+POLL_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class SelfMetrics:
+    """Instruments on ``meter``; without a meter every call is a no-op (one-shot commands)."""
+
+    def __init__(
+        self, meter: Meter | None = None, exporter_stats: Callable[[], Any] | None = None
+    ) -> None:
+        self._last_success: dict[tuple[str, str, str], float] = {}
+        self._meter = meter
+        if meter is None:
+            return
+        self._duration = meter.create_histogram(
+            "otelpower_poll_duration_seconds",
+            unit="s",
+            description="Time one poll of one device took (connect, read, or fail)",
+            explicit_bucket_boundaries_advisory=POLL_BUCKETS_S,
+        )
+        self._errors = meter.create_counter(
+            "otelpower_poll_errors",
+            description="Failed polls by kind (offline, timeout, auth_failed, unsupported, error)",
+        )
+        meter.create_observable_gauge(
+            "otelpower_last_success_timestamp_seconds",
+            callbacks=[self._observe_last_success],
+            unit="s",
+            description="Unix time of the last successful poll of each device",
+        )
+        if exporter_stats is not None:
+            self._register_exports(meter, exporter_stats)
+
+    def poll(
+        self, protocol: str, device_id: str, device: str, seconds: float, status: DeviceStatus
+    ) -> None:
+        if self._meter is None:
+            return
+        labels = {"protocol": protocol, "device_id": device_id, "device": device}
+        self._duration.record(seconds, labels)
+        if status is DeviceStatus.OK:
+            self._last_success[(protocol, device_id, device)] = time.time()
+        else:
+            self._errors.add(1, {**labels, "kind": str(status)})
+
+    def _observe_last_success(self, _: CallbackOptions) -> Iterable[Observation]:
+        for (protocol, device_id, device), at in list(self._last_success.items()):
+            yield Observation(at, {"protocol": protocol, "device_id": device_id, "device": device})
+
+    @staticmethod
+    def _register_exports(meter: Meter, stats: Callable[[], Any]) -> None:
+        def exports(_: CallbackOptions) -> Iterable[Observation]:
+            s = stats()
+            yield Observation(s.exports_ok, {"result": "success"})
+            yield Observation(s.exports_failed, {"result": "failure"})
+
+        def markers(_: CallbackOptions) -> Iterable[Observation]:
+            yield Observation(stats().markers_sent)
+
+        meter.create_observable_counter(
+            "otelpower_exports", callbacks=[exports], description="OTLP exports by result"
+        )
+        meter.create_observable_counter(
+            "otelpower_stale_markers_sent",
+            callbacks=[markers],
+            description="Stale markers delivered for vanished series",
+        )
