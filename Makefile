@@ -75,7 +75,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint collector victoria-metrics collector-validate k8s-check image-install-check
+test: lint collector victoria-metrics collector-validate k8s-check image-install-check dashboards-check
 	$(BIN)/pytest -q
 
 # Emulated plugs of every transport, a virtual Matter plug mirroring one of them (through a
@@ -98,3 +98,4 @@ clean:
 include mk/pipeline.mk
 include mk/images.mk
 include mk/k8s.mk
+include mk/dashboards.mk
