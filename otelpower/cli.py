@@ -69,6 +69,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="commission it into this Matter server (default: start a local one)",
     )
+
+    cmp = sub.add_parser(
+        "compare", help="native vs Matter from VictoriaMetrics/Prometheus: report.md + charts"
+    )
+    cmp.add_argument("--url", required=True, help="backend, e.g. http://localhost:8428")
+    cmp.add_argument("--start", default="-1h", help="-1h, RFC 3339 or unix seconds")
+    cmp.add_argument("--end", default="now", help="now, -5m, RFC 3339 or unix seconds")
+    cmp.add_argument("--step", default="15s", help="range query resolution (default 15s)")
+    cmp.add_argument(
+        "--device", action="append", default=[], metavar="DEVICE_ID", help="only this MAC"
+    )
+    cmp.add_argument("--out", type=Path, default=Path("compare-report"), metavar="DIR")
+    cmp.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
     return p
 
 
@@ -87,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "discover": _cmd_discover,
         "read": _cmd_read,
         "sim": _cmd_sim,
+        "compare": _cmd_compare,
     }[args.command]
     try:
         return handler(args)
@@ -226,6 +240,22 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from otelpower.compare.command import Options, run
+
+    return run(
+        Options(
+            url=args.url,
+            start=args.start,
+            end=args.end,
+            step=args.step,
+            devices=tuple(args.device),
+            out=args.out,
+            timeout=args.timeout,
+        )
+    )
 
 
 async def _until_signal(coro: Any) -> None:
