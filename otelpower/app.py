@@ -58,6 +58,7 @@ def start(config: Config, protocol: str, readers: list[Reader], port: int | None
     self_metrics = SelfMetrics(meter, (lambda: exporter) if exporter is not None else None)
     for reader in readers:
         reader.self_metrics = self_metrics
+        telemetry.watch(reader.store)
         register_device_metrics(
             meter,
             reader.store,
@@ -82,8 +83,9 @@ async def run(config: Config, protocol: str, port: int | None = None) -> None:
     readers = build_readers(config, protocol)
     telemetry = start(config, protocol, readers, port)
     log.info(
-        "otelpower: %d device(s), protocol %s, OTLP %s",
-        len(config.devices),
+        "otelpower: %d device(s)%s, protocol %s, OTLP %s",
+        len(config.owned_devices()),
+        f" (shard {config.shard} of {len(config.devices)})" if config.shard else "",
         protocol,
         "on" if telemetry.otlp_enabled else "off (set OTEL_EXPORTER_OTLP_ENDPOINT)",
     )

@@ -8,12 +8,14 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from otelpower import __version__
+from otelpower import __version__, eventloop
 from otelpower.app import PROTOCOLS
 from otelpower.config import ConfigError, load_config
+from otelpower.sharding import parse_shard
 
 log = logging.getLogger("otelpower")
 
@@ -35,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--protocol", choices=PROTOCOLS, default="native")
     run.add_argument("--prometheus-port", type=int, metavar="PORT")
     run.add_argument("--matter-server", metavar="URL", help="Matter server ws://HOST:PORT/ws")
+    run.add_argument(
+        "--shard",
+        metavar="i/N",
+        default=os.environ.get("OTELPOWER_SHARD"),
+        help="read only the device_ids that hash to i of N replicas (env OTELPOWER_SHARD)",
+    )
 
     check = sub.add_parser("check", help="validate a config file without running")
     check.add_argument("config", type=Path, metavar="CONFIG")
@@ -116,9 +124,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     if args.matter_server:
-        from dataclasses import replace
-
         config = replace(config, matter_url=args.matter_server)
+    if args.shard:
+        try:
+            config = replace(config, shard=parse_shard(args.shard))
+        except ValueError as exc:
+            print(f"error: --shard: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     if args.protocol in ("matter", "all") and not config.matter_url:
         print(
             f"error: {config.source}: --protocol {args.protocol} needs a Matter server:"
@@ -126,7 +138,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    asyncio.run(app.run(config, args.protocol, args.prometheus_port))
+    eventloop.run(app.run(config, args.protocol, args.prometheus_port))
     return 0
 
 
@@ -222,7 +234,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     username = os.environ.get("KASA_USERNAME", "")
     password = os.environ.get("KASA_PASSWORD", "")
     try:
-        asyncio.run(
+        eventloop.run(
             _until_signal(
                 serve(
                     args.profile,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otelpower.sharding import Shard
 from otelpower.yamlsource import ConfigError, Path_, YamlDoc, load_yaml
 
 __all__ = [
@@ -91,10 +92,24 @@ class Config:
     prometheus_port: int = 9464
     matter_url: str | None = None
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
+    shard: Shard | None = None  # set by ``otelpower run --shard i/N``
 
     def service_instance_id(self, protocol: str) -> str:
-        """Stable across restarts: configured, else derived from house and protocol."""
-        return self.instance_id or f"{self.house}-{protocol}"
+        """Stable across restarts: configured, else derived from house and protocol.
+
+        Each shard is its own instance, so replicas never write the same series.
+        """
+        base = self.instance_id or f"{self.house}-{protocol}"
+        if self.shard is None or self.shard.count == 1:
+            return base
+        return f"{base}-shard{self.shard.index}of{self.shard.count}"
+
+    def owns(self, device_id: str) -> bool:
+        """Whether this process reads ``device_id`` (always, unless sharded)."""
+        return self.shard is None or self.shard.owns(device_id)
+
+    def owned_devices(self) -> tuple[DeviceConfig, ...]:
+        return tuple(d for d in self.devices if self.owns(d.device_id))
 
     def device(self, device_id: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.device_id == device_id), None)

@@ -1,7 +1,7 @@
 """The pull endpoint: Prometheus /metrics plus /healthz and /readyz probes, in a thread.
 
-Scrapes are answered from this server's own threads, so they never wait on the event loop
-or on a plug.
+Scrapes are answered from this server's own threads with the latest background rendering
+(see otelpower.exposition), so they never wait on the event loop, on a plug, or on a render.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from otelpower.exposition import CONTENT_TYPE, CachedExposition
 
 #: liveness fails when the event loop has not ticked for this long
 STALL_S = 30.0
@@ -53,9 +53,7 @@ class _Quiet(WSGIRequestHandler):
         return None
 
 
-def _app(registry: CollectorRegistry, health: Health) -> Callable[..., Iterable[bytes]]:
-    metrics = make_wsgi_app(registry)
-
+def _app(exposition: CachedExposition, health: Health) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path in ("/healthz", "/readyz"):
@@ -63,18 +61,29 @@ def _app(registry: CollectorRegistry, health: Health) -> Callable[..., Iterable[
             status = "200 OK" if ok else "503 Service Unavailable"
             start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
             return [text.encode() + b"\n"]
-        return metrics(environ, start_response)
+        if path not in ("/", "/metrics"):
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"not found: try /metrics\n"]
+        rendering = exposition.current()
+        headers = [("Content-Type", CONTENT_TYPE), ("Vary", "Accept-Encoding")]
+        body = rendering.body
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            body = rendering.gzipped
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(body))))
+        start_response("200 OK", headers)
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
     return app
 
 
-def serve(host: str, port: int, registry: CollectorRegistry, health: Health) -> WSGIServer:
+def serve(host: str, port: int, exposition: CachedExposition, health: Health) -> WSGIServer:
     """Bind ``host:port`` (IPv4 or IPv6; port 0 = a free one) and serve in a daemon thread."""
     server_class = _Server
     if ":" in host:
         server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
     server = make_server(
-        host, port, _app(registry, health), server_class=server_class, handler_class=_Quiet
+        host, port, _app(exposition, health), server_class=server_class, handler_class=_Quiet
     )
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -64,22 +64,38 @@ def clean_values(raw: Mapping[str, float | int | bool | None]) -> dict[str, floa
 
 
 class SnapshotStore:
-    """Latest snapshot per device. Written by one poller, read by metric callbacks."""
+    """Latest snapshot per device. Written by one poller, read by metric callbacks.
+
+    Listeners hear of every change, ``urgent=True`` when a device's series appear or vanish
+    (it went up or down, was added or removed); they must be quick and never block.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._snapshots: dict[str, DeviceSnapshot] = {}
+        self._listeners: list[Callable[[bool], None]] = []
+
+    def listen(self, listener: Callable[[bool], None]) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self, urgent: bool) -> None:
+        for listener in self._listeners:
+            listener(urgent)
 
     def put(self, snapshot: DeviceSnapshot) -> None:
         with self._lock:
+            previous = self._snapshots.get(snapshot.device_id)
             self._snapshots[snapshot.device_id] = snapshot
+        self._changed(previous is None or previous.up != snapshot.up)
 
     def get(self, device_id: str) -> DeviceSnapshot | None:
         return self._snapshots.get(device_id)
 
     def remove(self, device_id: str) -> None:
         with self._lock:
-            self._snapshots.pop(device_id, None)
+            removed = self._snapshots.pop(device_id, None)
+        if removed is not None:
+            self._changed(True)
 
     def all(self) -> list[DeviceSnapshot]:
         with self._lock:

@@ -24,7 +24,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from otelpower import __version__
+from otelpower.exposition import CachedExposition
 from otelpower.httpserver import Health, serve
+from otelpower.model import SnapshotStore
 from otelpower.stale import StaleMarkingExporter, flag_markers
 
 log = logging.getLogger(__name__)
@@ -98,7 +100,13 @@ class Telemetry:
     otlp_enabled: bool = False
     health: Health = field(default_factory=Health)
     exporter: StaleMarkingExporter | None = None
+    exposition: CachedExposition | None = None
     _server: WSGIServer | None = field(default=None, repr=False)
+
+    def watch(self, store: SnapshotStore) -> None:
+        """Re-render /metrics whenever ``store`` changes."""
+        if self.exposition is not None:
+            store.listen(self.exposition.invalidate)
 
     def shutdown(self) -> None:
         """Flush OTLP and stop the HTTP endpoint; safe to call twice."""
@@ -106,6 +114,8 @@ class Telemetry:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self.exposition is not None:
+            self.exposition.stop()
         self.provider.shutdown()
 
 
@@ -131,7 +141,10 @@ def start_telemetry(
     provider = MeterProvider(resource=resource, metric_readers=readers)
     telemetry = Telemetry(provider, registry, otlp_enabled=exporter is not None, exporter=exporter)
     if prometheus_host is not None:
-        server = serve(prometheus_host, prometheus_port, registry, telemetry.health)
+        exposition = CachedExposition(registry, max_age_s=max(1.0, min(export_interval_s, 10.0)))
+        exposition.start()
+        telemetry.exposition = exposition
+        server = serve(prometheus_host, prometheus_port, exposition, telemetry.health)
         telemetry._server = server
         telemetry.prometheus_port = server.server_port
         log.info("Prometheus metrics on http://%s:%d/metrics", prometheus_host, server.server_port)

@@ -6,6 +6,8 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from otelpower.telemetry import Telemetry
+
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -21,6 +23,13 @@ def parse(text: str) -> Series:
 def scrape(port: int, host: str = "127.0.0.1") -> Series:
     with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as resp:
         return parse(resp.read().decode())
+
+
+def scrape_fresh(telemetry: Telemetry) -> Series:
+    """Scrape after rendering the current state (/metrics serves the latest background render)."""
+    assert telemetry.exposition is not None and telemetry.prometheus_port is not None
+    telemetry.exposition.render()
+    return scrape(telemetry.prometheus_port)
 
 
 def find(series: Series, name: str, **labels: str) -> dict[frozenset, float]:

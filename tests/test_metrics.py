@@ -9,7 +9,8 @@ import pytest
 from otelpower.metrics import NATIVE_QUANTITIES, register_device_metrics
 from otelpower.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore, clean_values
 from otelpower.telemetry import Telemetry, make_resource, start_telemetry
-from tests.promtext import find, one, scrape
+from tests.promtext import find, one
+from tests.promtext import scrape_fresh as scrape
 
 LABELS = {"house": "home", "room": "living", "shelf": "rack", "device": "tv"}
 INFO = {"model": "P110", "firmware": "1.2.3", "transport": "KLAP v2"}
@@ -58,7 +59,7 @@ def test_contract_names_labels_and_absent_fields(endpoint) -> None:
             ),
         )
     )
-    s = scrape(telemetry.prometheus_port)
+    s = scrape(telemetry)
     want = {**labels(plug), "protocol": "native"}
     assert one(s, "tplink_native_power_watts", **want) == 12.5
     assert one(s, "tplink_native_voltage_volts", **want) == 231.0
@@ -81,9 +82,9 @@ def test_down_device_keeps_only_up_and_info(endpoint) -> None:
     plug = "48:22:54:00:00:02"
     reading = (Reading({"power_watts": 5.0}),)
     store.put(DeviceSnapshot(plug, labels(plug), DeviceStatus.OK, INFO, reading))
-    assert one(scrape(telemetry.prometheus_port), "tplink_native_power_watts") == 5.0
+    assert one(scrape(telemetry), "tplink_native_power_watts") == 5.0
     store.put(DeviceSnapshot(plug, labels(plug), DeviceStatus.OFFLINE, INFO, reading))
-    s = scrape(telemetry.prometheus_port)
+    s = scrape(telemetry)
     assert not find(s, "tplink_native_power_watts")
     assert one(s, "tplink_native_up", device_id=plug) == 0
     assert one(s, "tplink_native_device_info", device_id=plug) == 1
@@ -99,7 +100,7 @@ def test_strip_outlets_are_labelled(endpoint) -> None:
         Reading({"power_watts": 2.0, "relay_on": 0.0}, outlet="2"),
     )
     store.put(DeviceSnapshot(strip, labels(strip), DeviceStatus.OK, INFO, readings))
-    s = scrape(telemetry.prometheus_port)
+    s = scrape(telemetry)
     power = find(s, "tplink_native_power_watts", device_id=strip)
     assert sorted(dict(lbl)["outlet"] for lbl in power) == ["1", "2"]
     assert sum(power.values()) == 3.0  # no strip total on top of the outlets

@@ -323,8 +323,8 @@ class MatterReader:
 
     def _publish(self, state: _Node) -> None:
         found = self._labels(state)
-        if found is None:
-            return
+        if found is None or not self.config.owns(found[0]):
+            return  # not a meter, or another shard's
         device_id, labels = found
         key = self._keys.setdefault(state.node_id, device_id)
         if key != device_id:  # the node's identity changed (config or MAC): move it

@@ -84,7 +84,7 @@ class NativeReader:
         self._discovery_wanted = asyncio.Event()
         self._plugs = [
             _Plug(d, d.native.host if d.native else None, d.native.port if d.native else None)
-            for d in (config.devices if devices is None else devices)
+            for d in (config.owned_devices() if devices is None else devices)
         ]
         for plug in self._plugs:
             self._publish(plug, DeviceStatus.PENDING)

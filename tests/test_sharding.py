@@ -1,0 +1,71 @@
+"""--shard i/N: replicas split the plugs by device_id hash, together reading each exactly once."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from otelpower.sharding import Shard, parse_shard, shard_of
+from tests.conftest import wait_for
+from tests.promtext import find, scrape
+from tests.test_cli_processes import free_port, process
+
+
+def macs(n: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    return [":".join(f"{rng.randrange(256):02x}" for _ in range(6)) for _ in range(n)]
+
+
+def test_shards_partition_the_devices() -> None:
+    ids = macs(900)
+    shards = [Shard(i, 3) for i in range(3)]
+    owned = [{d for d in ids if s.owns(d)} for s in shards]
+    assert set().union(*owned) == set(ids)
+    assert sum(len(o) for o in owned) == len(ids)  # disjoint
+    assert all(len(o) > 200 for o in owned)  # roughly even
+    assert all(Shard(0, 1).owns(d) for d in ids)
+    assert shard_of("48:22:54:00:00:01", 4) == shard_of("48:22:54:00:00:01", 4)  # stable
+
+
+@pytest.mark.parametrize("bad", ["", "1", "2/2", "-1/2", "a/b", "0/0"])
+def test_bad_shard_spec(bad: str) -> None:
+    with pytest.raises(ValueError, match="shard"):
+        parse_shard(bad)
+
+
+async def test_two_processes_cover_every_plug_once(tmp_path: Path) -> None:
+    config = tmp_path / "plugs.yaml"
+    ports = [free_port(), free_port()]
+    async with process("sim", "--count", "8", "--config-out", str(config)):
+        await wait_for(lambda: config.exists() and config.stat().st_size > 0, timeout=20)
+        data = yaml.safe_load(config.read_text())
+        data["poll"] = {"interval": 0.5, "timeout": 3}
+        data["discovery"] = {"enabled": False}
+        config.write_text(yaml.safe_dump(data))
+        everyone = {d["device_id"] for d in data["devices"]}
+        assert len(everyone) == 8
+        args = ["run", str(config), "--prometheus-port"]
+        async with (
+            process(*args, str(ports[0]), "--shard", "0/2"),
+            process(*args, str(ports[1]), env={"OTELPOWER_SHARD": "1/2"}),
+        ):
+
+            def read(port: int) -> set[str]:
+                try:
+                    power = find(scrape(port), "tplink_native_power_watts")
+                except OSError:
+                    return set()
+                return {dict(k)["device_id"] for k in power}
+
+            await wait_for(lambda: read(ports[0]) | read(ports[1]) == everyone, timeout=30)
+            first, second = read(ports[0]), read(ports[1])
+            assert not first & second
+            assert first == {d for d in everyone if shard_of(d, 2) == 0}
+            instances = [
+                {dict(k)["service_instance_id"] for k in find(scrape(p), "target_info")}
+                for p in ports
+            ]
+            assert instances[0] != instances[1]
