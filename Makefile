@@ -26,6 +26,7 @@ PAA_CERT := $(PAA_DIR)/Chip-Test-PAA-NoVID-Cert.der
 help:
 	@echo "make demo   - emulated plugs + otelpower run, metrics on http://localhost:$(DEMO_PORT)/metrics"
 	@echo "make test   - lint and run the test suite"
+	@echo "make bench  - performance figures (bench/README.md)"
 	@echo "make setup  - create .venv from the lock file (uv.lock) and the Matter test bed"
 	@echo "make matter-deps - only the Matter test bed (server venv, node_modules, test PAA)"
 
@@ -99,3 +100,4 @@ include mk/pipeline.mk
 include mk/images.mk
 include mk/k8s.mk
 include mk/dashboards.mk
+include mk/bench.mk

@@ -31,7 +31,7 @@ K8S_OUT := build/k8s
 K8S_VENV_DEP ?= $(BIN)/otelpower
 # Overlays (directories under k8s/overlays) and the component variants built on top of `home`.
 K8S_OVERLAYS := $(notdir $(wildcard k8s/overlays/*))
-K8S_VARIANTS := host-network $(if $(wildcard dashboards/kustomization.yaml),dashboards)
+K8S_VARIANTS := host-network sharded-native $(if $(wildcard dashboards/kustomization.yaml),dashboards)
 
 .PHONY: k8s-tools k8s-build k8s-check k8s-test
 

@@ -24,8 +24,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-#: value-only changes wait until rendering would use at most 1/COST_FACTOR of a core
-COST_FACTOR = 4.0
+#: value-only changes wait until rendering would use at most 1/COST_FACTOR of a core (~8 s
+#: between renderings at 1k plugs; a Prometheus scrape interval is 15-60 s)
+COST_FACTOR = 10.0
 
 
 @dataclass(frozen=True, slots=True)

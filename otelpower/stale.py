@@ -66,7 +66,7 @@ class _Stream:
 Key = tuple[tuple, frozenset]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Series:
     stream: _Stream
     attributes: Any
@@ -87,11 +87,12 @@ def _series(data: MetricsData) -> dict[Key, _Series]:
                 stream = _Stream(
                     rm.resource, sm.scope, metric.name, metric.description, metric.unit, kind
                 )
+                stream_key = stream.key()  # one shared tuple per stream: ~15k series at 1k plugs
                 for point in metric.data.data_points:
                     if isinstance(point.value, float) and math.isnan(point.value):
                         continue  # one of our own markers
                     attrs = frozenset((point.attributes or {}).items())
-                    out[(stream.key(), attrs)] = _Series(
+                    out[(stream_key, attrs)] = _Series(
                         stream, point.attributes, point.start_time_unix_nano
                     )
     return out

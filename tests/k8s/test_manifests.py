@@ -22,7 +22,7 @@ from otelpower.config import load_config
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
-COMPONENT_VARIANTS = ["host-network"]  # components built on top of overlay `home`
+COMPONENT_VARIANTS = ["host-network", "sharded-native"]  # components built on top of overlay `home`
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 SECRET_DIR = "/var/run/secrets/otelpower"
 # Workloads that run with hostNetwork (not governed by NetworkPolicy; documented in
@@ -32,6 +32,7 @@ HOST_NETWORK = {
     "home": {"matter-server"},
     "victoriametrics": {"matter-server"},
     "home+host-network": {"matter-server", "otelpower-native"},
+    "home+sharded-native": {"matter-server"},
 }
 
 
@@ -91,6 +92,12 @@ def _of(objs: list[dict], kind: str) -> list[dict]:
 def _named(objs: list[dict], kind: str, name: str) -> dict:
     found = [o for o in _of(objs, kind) if o["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
+    return found[0]
+
+
+def _workload(objs: list[dict], name: str) -> dict:
+    found = [w for w in _workloads(objs) if w["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one workload {name}, found {len(found)}"
     return found[0]
 
 
@@ -185,7 +192,7 @@ def test_every_workload_is_hardened(renders: dict[str, list[dict]]) -> None:
 def test_probes_hit_the_real_endpoints(renders: dict[str, list[dict]]) -> None:
     objs = renders["home"]
     for exporter in ("otelpower-native", "otelpower-matter"):
-        c = _named(objs, "Deployment", exporter)["spec"]["template"]["spec"]["containers"][0]
+        c = _workload(objs, exporter)["spec"]["template"]["spec"]["containers"][0]
         assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert {p["containerPort"] for p in c["ports"]} == {9464}
@@ -259,7 +266,7 @@ def test_network_policies_allow_what_is_needed(renders: dict[str, list[dict]]) -
     # OTLP ingress admits the exporters' pods.
     otlp_from = col["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
     for exporter in ("otelpower-native", "otelpower-matter"):
-        labels = _named(objs, "Deployment", exporter)["spec"]["template"]["metadata"]["labels"]
+        labels = _workload(objs, exporter)["spec"]["template"]["metadata"]["labels"]
         assert _subset(otlp_from, labels), exporter
     for policy in (native, matter):
         mon = policy["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
@@ -268,15 +275,33 @@ def test_network_policies_allow_what_is_needed(renders: dict[str, list[dict]]) -
 
 def test_host_network_component(renders: dict[str, list[dict]]) -> None:
     objs = renders["home+host-network"]
-    spec = _named(objs, "Deployment", "otelpower-native")["spec"]
+    spec = _workload(objs, "otelpower-native")["spec"]
     assert spec["template"]["spec"]["hostNetwork"] is True
-    assert spec["strategy"] == {"type": "Recreate"}
     col = _named(objs, "NetworkPolicy", "otelcol")["spec"]
     assert any("ipBlock" in f for r in col["ingress"] for f in r.get("from", []))
     # Static hosts (no host networking) stay the default.
-    assert not _named(renders["home"], "Deployment", "otelpower-native")["spec"]["template"][
-        "spec"
-    ].get("hostNetwork")
+    assert not _workload(renders["home"], "otelpower-native")["spec"]["template"]["spec"].get(
+        "hostNetwork"
+    )
+
+
+def test_sharded_native_component(renders: dict[str, list[dict]]) -> None:
+    """N replicas, and --shard i/N from the pod ordinal with N equal to the replicas."""
+    for name in ("home", "home+sharded-native"):
+        sts = _named(renders[name], "StatefulSet", "otelpower-native")
+        env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert int(env["OTELPOWER_SHARDS"]["value"]) == sts["spec"]["replicas"], name
+        assert env["OTELPOWER_SHARD"]["value"] == "$(POD_INDEX)/$(OTELPOWER_SHARDS)"
+        field = env["POD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
+        assert field == "metadata.labels['apps.kubernetes.io/pod-index']"
+        names = [e["name"] for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]]
+        assert names.index("POD_INDEX") < names.index("OTELPOWER_SHARD")  # $(VAR) order
+    assert (
+        _named(renders["home+sharded-native"], "StatefulSet", "otelpower-native")["spec"][
+            "replicas"
+        ]
+        == 3
+    )
 
 
 # --- secrets and config --------------------------------------------------------------------
@@ -291,7 +316,7 @@ def test_no_secret_values_are_rendered(renders: dict[str, list[dict]]) -> None:
 def test_credentials_come_from_the_secret(renders: dict[str, list[dict]]) -> None:
     for name, objs in renders.items():
         for exporter in ("otelpower-native", "otelpower-matter"):
-            pod = _named(objs, "Deployment", exporter)["spec"]["template"]["spec"]
+            pod = _workload(objs, exporter)["spec"]["template"]["spec"]
             vols = {v["name"]: v for v in pod["volumes"]}
             mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
             mount = mounts[SECRET_DIR]
@@ -358,10 +383,10 @@ def test_exporter_commands(renders: dict[str, list[dict]]) -> None:
     assert {p["port"] for p in services["otelcol"]["spec"]["ports"]} >= {4317, 4318, 8889, 13133}
     assert {p["port"] for p in services["matter-server"]["spec"]["ports"]} == {5580}
     for exporter, expected in args.items():
-        c = _named(objs, "Deployment", exporter)["spec"]["template"]["spec"]["containers"][0]
+        c = _workload(objs, exporter)["spec"]["template"]["spec"]["containers"][0]
         assert c["args"] == expected
         assert c["image"].startswith("ghcr.io/otelpower/otelpower:")
-        env = {e["name"]: e["value"] for e in c["env"]}
+        env = {e["name"]: e.get("value") for e in c["env"]}
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otelcol:4317"
         assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
@@ -457,7 +482,7 @@ def test_sync_waves_start_collector_and_matter_server_first(
     objs = renders["home"]
 
     def wave(name: str) -> int:
-        ann = _named(objs, "Deployment", name)["metadata"].get("annotations", {})
+        ann = _workload(objs, name)["metadata"].get("annotations", {})
         return int(ann.get("argocd.argoproj.io/sync-wave", "0"))
 
     for exporter in ("otelpower-native", "otelpower-matter"):
