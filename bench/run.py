@@ -52,8 +52,8 @@ def not_ok(reader: NativeReader) -> int:
     return sum(1 for p in reader._plugs if p.status is not DeviceStatus.OK)
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
+def rss_mb(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
@@ -185,8 +185,12 @@ async def bench_long(n: int, latency_s: float, duration_s: float, count: int, po
         samples.append((time.monotonic() - began, rss_mb()))
         steady = [s for s in samples if s[0] >= min(120.0, duration_s / 3)]
         log(f"long N={n}: RSS {samples[0][1]:.0f} -> {samples[-1][1]:.0f} MB")
+        assert run.telemetry._server is not None and run.telemetry._server._proc is not None
+        endpoint_pid = run.telemetry._server._proc.pid
+        assert endpoint_pid is not None
         figures += [
             Figure(f"rss_mb_{n}", samples[-1][1], "MB"),
+            Figure(f"rss_mb_{n}_metrics_process", rss_mb(endpoint_pid), "MB"),
             Figure(f"rss_slope_mb_per_min_{n}", slope_per_min(steady), "MB/min"),
             Figure(f"rss_minutes_{n}", duration_s / 60, "min"),
         ]

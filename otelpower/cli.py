@@ -15,6 +15,7 @@ from typing import Any
 from otelpower import __version__, eventloop
 from otelpower.app import PROTOCOLS
 from otelpower.config import ConfigError, load_config
+from otelpower.pullserver import PullServerError
 from otelpower.sharding import parse_shard
 
 log = logging.getLogger("otelpower")
@@ -138,7 +139,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    eventloop.run(app.run(config, args.protocol, args.prometheus_port))
+    try:
+        eventloop.run(app.run(config, args.protocol, args.prometheus_port))
+    except PullServerError as exc:
+        print(f"error: {config.source}: prometheus: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -17,6 +17,7 @@ import gzip
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -35,6 +36,7 @@ class Rendering:
     gzipped: bytes
     rendered_at: float  # time.time()
     cost_s: float
+    seq: int = 0  # increases with every rendering
 
 
 class CachedExposition:
@@ -50,7 +52,9 @@ class CachedExposition:
         self._urgent = False
         self._stopped = False
         self._current: Rendering | None = None
+        self._seq = 0
         self._thread: threading.Thread | None = None
+        self.listeners: list[Callable[[Rendering], None]] = []  # called after each rendering
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="metrics-render", daemon=True)
@@ -80,10 +84,13 @@ class CachedExposition:
         with self._lock:
             started = time.perf_counter()
             body = generate_latest(self._registry)
+            self._seq += 1
             rendering = Rendering(
-                body, gzip.compress(body, 1), time.time(), time.perf_counter() - started
+                body, gzip.compress(body, 1), time.time(), time.perf_counter() - started, self._seq
             )
             self._current = rendering
+            for listener in self.listeners:
+                listener(rendering)
             return rendering
 
     def _loop(self) -> None:

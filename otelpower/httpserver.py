@@ -1,7 +1,8 @@
 """The pull endpoint: Prometheus /metrics plus /healthz and /readyz probes, in a thread.
 
-Scrapes are answered from this server's own threads with the latest background rendering
-(see otelpower.exposition), so they never wait on the event loop, on a plug, or on a render.
+Scrapes are answered from this server's own threads with the latest rendering (see
+otelpower.exposition), so they never wait on the event loop, on a plug, or on a render.
+``otelpower run`` serves it from a process of its own (otelpower.pullserver).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from otelpower.exposition import CONTENT_TYPE, CachedExposition
+from otelpower.exposition import CONTENT_TYPE, Rendering
 
 #: liveness fails when the event loop has not ticked for this long
 STALL_S = 30.0
@@ -44,16 +45,24 @@ class Health:
         return (True, "ok") if self.ready else (False, "readers not started")
 
 
+class Source(Protocol):
+    def current(self) -> Rendering | None: ...
+
+
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
 class _Quiet(WSGIRequestHandler):
+    # wsgiref sends headers and body in two writes; with Nagle the body can wait for the
+    # client's delayed ACK of the headers.
+    disable_nagle_algorithm = True
+
     def log_message(self, format: str, *args: Any) -> None:
         return None
 
 
-def _app(exposition: CachedExposition, health: Health) -> Callable[..., Iterable[bytes]]:
+def _app(source: Source, health: Health) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path in ("/healthz", "/readyz"):
@@ -64,8 +73,15 @@ def _app(exposition: CachedExposition, health: Health) -> Callable[..., Iterable
         if path not in ("/", "/metrics"):
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"not found: try /metrics\n"]
-        rendering = exposition.current()
-        headers = [("Content-Type", CONTENT_TYPE), ("Vary", "Accept-Encoding")]
+        rendering = source.current()
+        if rendering is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"starting: no metrics rendered yet\n"]
+        headers = [
+            ("Content-Type", CONTENT_TYPE),
+            ("Vary", "Accept-Encoding"),
+            ("X-Otelpower-Rendering", str(rendering.seq)),
+        ]
         body = rendering.body
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
             body = rendering.gzipped
@@ -77,13 +93,13 @@ def _app(exposition: CachedExposition, health: Health) -> Callable[..., Iterable
     return app
 
 
-def serve(host: str, port: int, exposition: CachedExposition, health: Health) -> WSGIServer:
+def serve(host: str, port: int, source: Source, health: Health) -> WSGIServer:
     """Bind ``host:port`` (IPv4 or IPv6; port 0 = a free one) and serve in a daemon thread."""
     server_class = _Server
     if ":" in host:
         server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
     server = make_server(
-        host, port, _app(exposition, health), server_class=server_class, handler_class=_Quiet
+        host, port, _app(source, health), server_class=server_class, handler_class=_Quiet
     )
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

@@ -1,7 +1,8 @@
 """One MeterProvider per process: Prometheus pull endpoint and optional OTLP push.
 
-OTLP is configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables and is off when no
-endpoint is set.
+The pull endpoint is rendered here (otelpower.exposition) and served by a small process of
+its own (otelpower.pullserver). OTLP is configured by the standard ``OTEL_EXPORTER_OTLP_*``
+variables and is off when no endpoint is set.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from wsgiref.simple_server import WSGIServer
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
@@ -25,8 +25,9 @@ from prometheus_client.process_collector import ProcessCollector
 
 from otelpower import __version__
 from otelpower.exposition import CachedExposition
-from otelpower.httpserver import Health, serve
+from otelpower.httpserver import Health
 from otelpower.model import SnapshotStore
+from otelpower.pullserver import PullServer
 from otelpower.stale import StaleMarkingExporter, flag_markers
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class Telemetry:
     health: Health = field(default_factory=Health)
     exporter: StaleMarkingExporter | None = None
     exposition: CachedExposition | None = None
-    _server: WSGIServer | None = field(default=None, repr=False)
+    _server: PullServer | None = field(default=None, repr=False)
 
     def watch(self, store: SnapshotStore) -> None:
         """Re-render /metrics whenever ``store`` changes."""
@@ -110,12 +111,11 @@ class Telemetry:
 
     def shutdown(self) -> None:
         """Flush OTLP and stop the HTTP endpoint; safe to call twice."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
         if self.exposition is not None:
             self.exposition.stop()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
         self.provider.shutdown()
 
 
@@ -141,11 +141,13 @@ def start_telemetry(
     provider = MeterProvider(resource=resource, metric_readers=readers)
     telemetry = Telemetry(provider, registry, otlp_enabled=exporter is not None, exporter=exporter)
     if prometheus_host is not None:
+        server = PullServer(prometheus_host, prometheus_port, telemetry.health)
+        telemetry.prometheus_port = server.start()  # PullServerError when the port is taken
+        telemetry._server = server
         exposition = CachedExposition(registry, max_age_s=max(1.0, min(export_interval_s, 10.0)))
+        exposition.listeners.append(server.publish)
+        exposition.render()  # served before this returns
         exposition.start()
         telemetry.exposition = exposition
-        server = serve(prometheus_host, prometheus_port, exposition, telemetry.health)
-        telemetry._server = server
-        telemetry.prometheus_port = server.server_port
-        log.info("Prometheus metrics on http://%s:%d/metrics", prometheus_host, server.server_port)
+        log.info("Prometheus metrics on http://%s:%d/metrics", prometheus_host, server.port)
     return telemetry

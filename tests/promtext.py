@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import urllib.error
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,11 +27,24 @@ def scrape(port: int, host: str = "127.0.0.1") -> Series:
         return parse(resp.read().decode())
 
 
-def scrape_fresh(telemetry: Telemetry) -> Series:
-    """Scrape after rendering the current state (/metrics serves the latest background render)."""
+def scrape_fresh(telemetry: Telemetry, timeout: float = 5.0) -> Series:
+    """Scrape a rendering of the current state (/metrics serves the latest background one).
+
+    Renders now, then scrapes until the endpoint serves that rendering or a newer one.
+    """
     assert telemetry.exposition is not None and telemetry.prometheus_port is not None
-    telemetry.exposition.render()
-    return scrape(telemetry.prometheus_port)
+    seq = telemetry.exposition.render().seq
+    url = f"http://127.0.0.1:{telemetry.prometheus_port}/metrics"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if int(resp.headers["X-Otelpower-Rendering"]) >= seq:
+                    return parse(resp.read().decode())
+        except urllib.error.HTTPError as err:  # 503 until the first rendering arrives
+            assert err.code == 503, err
+        assert time.monotonic() < deadline, f"rendering {seq} not served within {timeout}s"
+        time.sleep(0.01)
 
 
 def find(series: Series, name: str, **labels: str) -> dict[frozenset, float]:

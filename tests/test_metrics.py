@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from otelpower.httpserver import Health
 from otelpower.metrics import NATIVE_QUANTITIES, register_device_metrics
 from otelpower.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore, clean_values
 from otelpower.telemetry import Telemetry, make_resource, start_telemetry
@@ -125,14 +127,28 @@ def test_health_endpoints(endpoint) -> None:
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode()
 
+    def until(condition) -> None:  # health reaches the endpoint process within ~1 s
+        deadline = time.monotonic() + 5
+        while not condition():
+            assert time.monotonic() < deadline, "health did not reach the endpoint"
+            time.sleep(0.05)
+
     assert get("/healthz")[0] == 200
     assert get("/readyz") == (503, "readers not started\n")
     telemetry.health.ready = True
-    assert get("/readyz")[0] == 200
-    now = [1000.0]
-    telemetry.health.clock = lambda: now[0]
+    until(lambda: get("/readyz")[0] == 200)
     telemetry.health.beat()
     assert get("/healthz")[0] == 200
-    now[0] += 31  # the event loop has not ticked for 31 s
-    status, text = get("/healthz")
-    assert status == 503 and "stalled" in text
+    telemetry.health.last_beat = time.monotonic() - 31  # no tick for 31 s
+    until(lambda: get("/healthz")[0] == 503)
+    assert "stalled" in get("/healthz")[1]
+
+
+def test_health_logic() -> None:
+    now = [1000.0]
+    health = Health(clock=lambda: now[0])
+    assert health.live() == (True, "ok: starting")
+    health.beat()
+    now[0] += 31
+    ok, text = health.live()
+    assert not ok and "stalled for 31s" in text

@@ -304,6 +304,17 @@ def test_sharded_native_component(renders: dict[str, list[dict]]) -> None:
     )
 
 
+def test_alert_rules_ship_with_the_home_overlay(renders: dict[str, list[dict]]) -> None:
+    """The PrometheusRule rendered is alerts/otelpower-rules.yaml (the file vmalert checks)."""
+    source = yaml.safe_load((ROOT / "alerts" / "otelpower-rules.yaml").read_text())
+    for name in ("home", "victoriametrics"):
+        rule = _named(renders[name], "PrometheusRule", "otelpower")
+        assert rule["metadata"]["namespace"] == "otelpower"
+        assert rule["spec"] == source["spec"], name
+    alerts = {r["alert"] for g in source["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    assert {"PlugDown"} <= alerts
+
+
 # --- secrets and config --------------------------------------------------------------------
 
 
@@ -497,6 +508,7 @@ def test_dashboards_component_with_a_sample_dashboard(kustomize: str, tmp_path: 
     """k8s/components/dashboards + the dashboards/kustomization.yaml template, on a copy."""
     shutil.copytree(K8S, tmp_path / "k8s")
     shutil.copytree(ROOT / "collector-config", tmp_path / "collector-config")
+    shutil.copytree(ROOT / "alerts", tmp_path / "alerts")
     dashboards = tmp_path / "dashboards"
     dashboards.mkdir(exist_ok=True)
     template = K8S / "components" / "dashboards" / "dashboards-kustomization.example.yaml"

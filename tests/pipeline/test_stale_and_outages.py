@@ -88,7 +88,7 @@ async def test_control_without_markers_keeps_the_frozen_value(
 async def test_collector_down_blocks_nothing(simulator, collector: Collector, otlp_env):
     async with otelpower(simulator) as (plugs, reader, telemetry):
         port = telemetry.prometheus_port
-        await poll(lambda: find(scrape(port), POWER), 10)
+        await poll(lambda: len(find(scrape(port), POWER)) == 2, 10)
         await asyncio.to_thread(collector.stop)
         before = reader.store.get(plugs[0].mac).updated_at
         t0 = time.monotonic()

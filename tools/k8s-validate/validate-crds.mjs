@@ -2,6 +2,7 @@
 // the npm registry (exact pins in package.json / package-lock.json):
 //
 //   ServiceMonitor  (monitoring.coreos.com/v1)   @kubernetes-models/prometheus-operator
+//   PrometheusRule  (monitoring.coreos.com/v1)   @kubernetes-models/prometheus-operator
 //   Application     (argoproj.io/v1alpha1)       @kubernetes-models/argo-cd
 //
 // Two checks per object:
@@ -18,6 +19,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { Application } from "@kubernetes-models/argo-cd/argoproj.io/v1alpha1/Application";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -27,6 +29,11 @@ const KINDS = {
     model: ServiceMonitor,
     module: "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor",
     type: "IServiceMonitor",
+  },
+  "monitoring.coreos.com/v1/PrometheusRule": {
+    model: PrometheusRule,
+    module: "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule",
+    type: "IPrometheusRule",
   },
   "argoproj.io/v1alpha1/Application": {
     model: Application,

@@ -7,9 +7,9 @@ Every object is checked by the validator for its kind:
 - built-in kinds (core, apps, networking, policy, ...): kubernetes-validate's JSON schemas of
   Kubernetes KUBERNETES_VERSION, strict (unknown fields fail). A kind it has no schema for fails
   too, unless it is one of the custom resources below.
-- ServiceMonitor (monitoring.coreos.com/v1), Application (argoproj.io/v1alpha1): the CRD models
-  of the npm packages @kubernetes-models/prometheus-operator and @kubernetes-models/argo-cd, plus
-  a strict unknown-field check (validate-crds.mjs; needs `npm ci` in this directory).
+- ServiceMonitor, PrometheusRule (monitoring.coreos.com/v1), Application (argoproj.io/v1alpha1):
+  the CRD models of the npm packages @kubernetes-models/prometheus-operator and
+  @kubernetes-models/argo-cd, plus a strict unknown-field check (validate-crds.mjs; needs `npm ci` in this directory).
 - VMServiceScrape (operator.victoriametrics.com/v1beta1): k8s/schemas/vmservicescrape.schema.json,
   a strict schema we maintain ourselves (no registry package carries the operator's schema).
 
@@ -36,6 +36,7 @@ KUBERNETES_VERSION = "1.33.0"
 VMSERVICESCRAPE_SCHEMA = ROOT / "k8s" / "schemas" / "vmservicescrape.schema.json"
 NODE_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("argoproj.io/v1alpha1", "Application"),
 }
 VM_KINDS = {("operator.victoriametrics.com/v1beta1", "VMServiceScrape")}

@@ -1,0 +1,160 @@
+"""The pull endpoint in a process of its own, so scrapes never wait on the poller.
+
+At 1,000 plugs the main process is busy polling, exporting and rendering, and its garbage
+collector stops it for up to ~0.3 s at a time; a scrape served from one of its threads would
+wait for all of that (bench/README.md). So the main process only renders (otelpower.exposition)
+and sends each rendering, plus its health, over a pipe; this small process answers HTTP from
+what it last received. It exits when the pipe closes, i.e. when the main process is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import signal
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+from otelpower.exposition import Rendering
+from otelpower.httpserver import Health, serve
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 30.0
+HEALTH_EVERY_S = 1.0
+
+
+class PullServerError(OSError):
+    """The endpoint could not be started (e.g. the port is taken)."""
+
+
+@dataclass
+class _Latest:
+    rendering: Rendering | None = None
+
+    def current(self) -> Rendering | None:
+        return self.rendering
+
+
+def _child(conn: Connection, host: str, port: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us
+    latest, health = _Latest(), Health()
+    try:
+        server = serve(host, port, latest, health)
+    except OSError as exc:
+        conn.send(("error", f"cannot listen on {host}:{port}: {exc.strerror or exc}"))
+        return
+    conn.send(("bound", server.server_port))
+    try:
+        while True:
+            msg = conn.recv()
+            if msg[0] == "rendering":
+                latest.rendering = msg[1]
+                if msg[2]:  # the first one: the main process waits until it is served
+                    conn.send(("served", msg[1].seq))
+            elif msg[0] == "health":
+                health.last_beat, health.ready = msg[1], msg[2]
+            else:  # "stop"
+                break
+    except (EOFError, OSError):
+        pass  # the main process is gone
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class PullServer:
+    """Parent side: start the process, forward renderings and health, stop it."""
+
+    def __init__(self, host: str, port: int, health: Health) -> None:
+        self.host, self.port, self.health = host, port, health
+        self._conn: Connection | None = None
+        self._proc: mp.process.BaseProcess | None = None
+        self._wake = threading.Condition()
+        self._pending: Rendering | None = None
+        self._stopped = False
+        self._sender: threading.Thread | None = None
+
+    def start(self) -> int:
+        """Spawn the process; returns the bound port or raises PullServerError."""
+        ctx = mp.get_context("spawn")
+        self._conn, child_conn = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=_child, args=(child_conn, self.host, self.port), name="otelpower-metrics"
+        )
+        self._proc.daemon = True
+        self._proc.start()
+        child_conn.close()
+        if not self._conn.poll(START_TIMEOUT_S):
+            self.stop()
+            raise PullServerError(f"metrics endpoint on {self.host}:{self.port} did not start")
+        try:
+            kind, value = self._conn.recv()
+        except EOFError:
+            kind, value = "error", "the metrics endpoint process exited at start"
+        if kind != "bound":
+            self.stop()
+            raise PullServerError(value)
+        self.port = value
+        return value
+
+    def publish(self, rendering: Rendering) -> None:
+        """Hand over a new rendering (called by the renderer).
+
+        The first one is delivered at once and waited for, so /metrics answers as soon as
+        telemetry is up; later ones are queued (only the newest is kept) for the sender.
+        """
+        with self._wake:
+            if self._sender is None and not self._stopped:
+                self._deliver_first(rendering)
+                return
+            self._pending = rendering
+            self._wake.notify()
+
+    def _deliver_first(self, rendering: Rendering) -> None:
+        assert self._conn is not None
+        self._conn.send(("rendering", rendering, True))
+        self._conn.send(("health", self.health.last_beat, self.health.ready))
+        if not self._conn.poll(START_TIMEOUT_S) or self._conn.recv() != ("served", rendering.seq):
+            raise PullServerError("the metrics endpoint did not take the first rendering")
+        self._sender = threading.Thread(target=self._send_loop, name="metrics-pipe", daemon=True)
+        self._sender.start()
+
+    def _send_loop(self) -> None:
+        assert self._conn is not None
+        while True:
+            with self._wake:
+                self._wake.wait_for(
+                    lambda: self._stopped or self._pending is not None, HEALTH_EVERY_S
+                )
+                if self._stopped:
+                    return
+                rendering, self._pending = self._pending, None
+            try:
+                if rendering is not None:
+                    self._conn.send(("rendering", rendering, False))
+                self._conn.send(("health", self.health.last_beat, self.health.ready))
+            except OSError:
+                log.error("the metrics endpoint process is gone: /metrics no longer answers")
+                return
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+        if self._sender is not None:
+            self._sender.join(timeout=5)
+            self._sender = None
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send(("stop",))
+            self._conn.close()
+            self._conn = None
+        if self._proc is not None:
+            self._proc.join(timeout=5)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(timeout=5)
+            self._proc = None

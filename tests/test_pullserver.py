@@ -1,0 +1,80 @@
+"""The /metrics process: a taken port is a clear error, and it never outlives otelpower."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import wait_for
+from tests.promtext import find, scrape
+from tests.test_cli_processes import free_port, process
+
+
+def config_file(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "plugs.yaml"
+    data = {
+        "house": "home",
+        "devices": [{"device_id": "48:22:54:00:00:01", "room": "r", "shelf": "s", "device": "tv"}],
+        "discovery": {"enabled": False},
+        "prometheus": {"host": "127.0.0.1", "port": port},
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def children_of(pid: int) -> set[int]:
+    kids: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.add(int(entry.name))
+    return kids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_port_taken_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with process("run", str(config_file(tmp_path, port))) as run:
+            _, err = await asyncio.wait_for(run.communicate(), 30)
+    text = err.decode()
+    assert run.returncode == 1, text
+    assert f"cannot listen on 127.0.0.1:{port}" in text and "plugs.yaml" in text
+    assert "Traceback" not in text
+
+
+async def test_endpoint_process_ends_with_otelpower(tmp_path: Path) -> None:
+    port = free_port()
+    async with process("run", str(config_file(tmp_path, port))) as run:
+
+        def up() -> bool:
+            try:
+                return bool(find(scrape(port), "tplink_native_up"))
+            except OSError:  # not listening yet
+                return False
+
+        await wait_for(up, timeout=30)
+        kids = children_of(run.pid)
+        assert kids, "the /metrics process should be a child of otelpower run"
+        run.send_signal(signal.SIGKILL)  # no chance to clean up
+        await asyncio.wait_for(run.wait(), 10)
+        await wait_for(lambda: not any(alive(k) for k in kids), timeout=10)
