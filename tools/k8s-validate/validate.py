@@ -9,7 +9,8 @@ Every object is checked by the validator for its kind:
   too, unless it is one of the custom resources below.
 - ServiceMonitor, PrometheusRule (monitoring.coreos.com/v1), Application (argoproj.io/v1alpha1):
   the CRD models of the npm packages @kubernetes-models/prometheus-operator and
-  @kubernetes-models/argo-cd, plus a strict unknown-field check (validate-crds.mjs; needs `npm ci` in this directory).
+  @kubernetes-models/argo-cd, plus a strict unknown-field check (validate-crds.mjs; needs
+  `npm ci` in this directory).
 - VMServiceScrape (operator.victoriametrics.com/v1beta1): k8s/schemas/vmservicescrape.schema.json,
   a strict schema we maintain ourselves (no registry package carries the operator's schema).
 
