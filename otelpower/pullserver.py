@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing as mp
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -71,22 +73,27 @@ class PullServer:
     def __init__(self, host: str, port: int, health: Health) -> None:
         self.host, self.port, self.health = host, port, health
         self._conn: Connection | None = None
-        self._proc: mp.process.BaseProcess | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._wake = threading.Condition()
         self._pending: Rendering | None = None
         self._stopped = False
         self._sender: threading.Thread | None = None
 
     def start(self) -> int:
-        """Spawn the process; returns the bound port or raises PullServerError."""
-        ctx = mp.get_context("spawn")
-        self._conn, child_conn = ctx.Pipe()
-        self._proc = ctx.Process(
-            target=_child, args=(child_conn, self.host, self.port), name="otelpower-metrics"
-        )
-        self._proc.daemon = True
-        self._proc.start()
-        child_conn.close()
+        """Start the process; returns the bound port or raises PullServerError.
+
+        A fresh interpreter running only this module (not a fork or a multiprocessing spawn,
+        which would import the main program): it stays ~20 MB.
+        """
+        ours, theirs = socket.socketpair()
+        with theirs:
+            fd = theirs.fileno()
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "otelpower.pullserver", str(fd), self.host, str(self.port)],
+                pass_fds=(fd,),
+                stdin=subprocess.DEVNULL,
+            )
+        self._conn = Connection(ours.detach())
         if not self._conn.poll(START_TIMEOUT_S):
             self.stop()
             raise PullServerError(f"metrics endpoint on {self.host}:{self.port} did not start")
@@ -153,8 +160,13 @@ class PullServer:
             self._conn.close()
             self._conn = None
         if self._proc is not None:
-            self._proc.join(timeout=5)
-            if self._proc.is_alive():
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
                 self._proc.kill()
-                self._proc.join(timeout=5)
+                self._proc.wait(timeout=5)
             self._proc = None
+
+
+if __name__ == "__main__":
+    _child(Connection(int(sys.argv[1])), sys.argv[2], int(sys.argv[3]))
