@@ -1,0 +1,87 @@
+"""The plug password never shows: not in logs, errors, /metrics or any command's output.
+
+Real processes against the emulator: `sim` owning the plugs with a password, `run` with the
+right and then a wrong password, and the one-shot `read`, `discover` and `check`; every byte
+they print and every /metrics body is searched for both passwords.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import wait_for
+from tests.promtext import find, parse
+from tests.test_cli_processes import free_port, process
+
+RIGHT = "pw-" + secrets.token_hex(8)
+WRONG = "pw-" + secrets.token_hex(8)
+
+
+def metrics_text(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+    except OSError:
+        return ""
+
+
+def statuses(text: str) -> set[str]:
+    return {dict(k)["status"] for k in find(parse(text), "tplink_native_device_status")}
+
+
+async def test_no_output_shows_the_password(tmp_path: Path) -> None:
+    config = tmp_path / "plugs.yaml"
+    owner = {"KASA_USERNAME": "owner@example.com", "KASA_PASSWORD": RIGHT}
+    port = free_port()
+    seen: list[str] = []
+    async with process("sim", "--count", "4", "--config-out", str(config), env=owner) as sim:
+        await wait_for(lambda: config.exists() and config.stat().st_size > 0, timeout=20)
+        data = yaml.safe_load(config.read_text())
+        data["poll"] = {"interval": 0.5, "timeout": 3}
+        data["discovery"] = {"enabled": False}
+        data["prometheus"] = {"host": "127.0.0.1", "port": port}
+        config.write_text(yaml.safe_dump(data))
+
+        wanted = {RIGHT: lambda s: s == {"ok"}, WRONG: lambda s: "auth_failed" in s}
+        for password, reached in wanted.items():
+            env = {**owner, "KASA_PASSWORD": password}
+            async with process("run", str(config), env=env) as run:
+                await wait_for(lambda: reached(statuses(metrics_text(port))), timeout=30)  # noqa: B023
+                seen.append(metrics_text(port))
+                run.send_signal(signal.SIGTERM)
+                out, err = await asyncio.wait_for(run.communicate(), 20)
+                seen += [out.decode(), err.decode()]
+
+        native = [d["native"]["host"] for d in data["devices"] if d.get("native")]
+        host = native[0]
+        commands = [
+            ["read", f"{host}:{port_of(data, host)}", "--json"],
+            ["discover", "--json", "--target", host.split(":")[0], "--wait", "2"],
+            ["check", str(config)],
+        ]
+        for args in commands:
+            for password in (RIGHT, WRONG):
+                async with process(*args, env={**owner, "KASA_PASSWORD": password}) as cmd:
+                    out, err = await asyncio.wait_for(cmd.communicate(), 30)
+                    seen += [out.decode(), err.decode()]
+        sim.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(sim.communicate(), 20)
+        seen += [out.decode(), err.decode()]
+
+    assert any("auth_failed" in text for text in seen)  # the wrong password was noticed
+    for text in seen:
+        assert RIGHT not in text and WRONG not in text
+
+
+def port_of(data: dict, host: str) -> int:
+    for device in data["devices"]:
+        native = device.get("native") or {}
+        if native.get("host") == host and native.get("port"):
+            return int(native["port"])
+    return 80
