@@ -127,13 +127,17 @@ def legend_table(*calcs: str) -> cb.VizLegendOptions:
     )
 
 
+def panel(builder, title: str, unit: str, desc: str, targets):
+    """What every panel has: title, description, unit, our data source and its queries."""
+    p = builder.title(title).description(desc).unit(unit).datasource(DS)
+    for t in targets:
+        p = p.with_target(t)
+    return p
+
+
 def ts(title: str, unit: str, desc: str, *targets, bars: bool = False, stack: bool = False):
     p = (
-        timeseries.Panel()
-        .title(title)
-        .description(desc)
-        .unit(unit)
-        .datasource(DS)
+        panel(timeseries.Panel(), title, unit, desc, targets)
         .legend(legend_table("lastNotNull", "max"))
         .fill_opacity(10)
         .line_width(1)
@@ -142,18 +146,12 @@ def ts(title: str, unit: str, desc: str, *targets, bars: bool = False, stack: bo
         p = p.draw_style(cm.GraphDrawStyle.BARS).fill_opacity(80)
     if stack:
         p = p.stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
-    for t in targets:
-        p = p.with_target(t)
     return p
 
 
 def stat_panel(title: str, unit: str, desc: str, *targets, thresholds=None):
     p = (
-        stat.Panel()
-        .title(title)
-        .description(desc)
-        .unit(unit)
-        .datasource(DS)
+        panel(stat.Panel(), title, unit, desc, targets)
         .graph_mode(cm.BigValueGraphMode.NONE)
         .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
     )
@@ -163,34 +161,21 @@ def stat_panel(title: str, unit: str, desc: str, *targets, thresholds=None):
             .mode(dm.ThresholdsMode.ABSOLUTE)
             .steps([dm.Threshold(value=v, color=c) for v, c in thresholds])
         )
-    for t in targets:
-        p = p.with_target(t)
     return p
 
 
 def bars(title: str, unit: str, desc: str, *targets):
-    p = (
-        bargauge.Panel()
-        .title(title)
-        .description(desc)
-        .unit(unit)
-        .datasource(DS)
+    return (
+        panel(bargauge.Panel(), title, unit, desc, targets)
         .display_mode(cm.BarGaugeDisplayMode.GRADIENT)
         .orientation(cm.VizOrientation.HORIZONTAL)
         .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
     )
-    for t in targets:
-        p = p.with_target(t)
-    return p
 
 
 def table_panel(title: str, unit: str, desc: str, *targets):
-    p = (
-        table.Panel()
-        .title(title)
-        .description(desc)
-        .unit(unit)
-        .datasource(DS)
+    return (
+        panel(table.Panel(), title, unit, desc, targets)
         .with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
         .with_transformation(
             dm.DataTransformerConfig(
@@ -199,9 +184,6 @@ def table_panel(title: str, unit: str, desc: str, *targets):
             )
         )
     )
-    for t in targets:
-        p = p.with_target(t)
-    return p
 
 
 UP_THRESHOLDS = [(None, "red"), (1, "green")]
