@@ -261,7 +261,7 @@ def _parse_credentials(r: _Reader, raw: Any, environ: dict[str, str]) -> Credent
     values: dict[str, str] = {}
     for name in ("username", "password"):
         file_key = f"{name}_file"
-        if file_key in m:
+        if m.get(file_key) is not None:  # a null *_file counts as absent
             file_path = r.text(m, file_key, path)
             if file_path is not None:
                 try:
@@ -272,7 +272,8 @@ def _parse_credentials(r: _Reader, raw: Any, environ: dict[str, str]) -> Credent
             values[name] = str(m[name])
         else:
             values[name] = environ.get(f"KASA_{name.upper()}", "")
-    return CredentialsConfig(values["username"], values["password"])
+    # a *_file of the wrong type is already a problem, reported by raise_if_problems
+    return CredentialsConfig(values.get("username", ""), values.get("password", ""))
 
 
 def _ws_url(r: _Reader, m: dict[str, Any]) -> str | None:

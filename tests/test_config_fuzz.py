@@ -39,40 +39,47 @@ DOCS = st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=8)
 LINE = re.compile(r"\(line \d+\)")
 
 
-def load(text: str) -> None:
+def test_null_secret_file_counts_as_absent() -> None:
+    """Found by the search below: ``password_file:`` (null) crashed with a KeyError."""
+    assert load("house: h\ndevices: []\ncredentials:\n  password_file:\n") is None
+
+
+def load(text: str) -> ConfigError | None:
+    """Load ``text`` as a config file; the ConfigError, checked to name the file, or None."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "plugs.yaml"
         path.write_text(text, encoding="utf-8")
         try:
             load_config(path, {"KASA_PASSWORD": "secret"})
         except ConfigError as exc:
-            message = str(exc)
-            assert str(path) in message
+            assert str(path) in str(exc)
             assert exc.problems and all(p.strip() for p in exc.problems)
+            return exc
+    return None
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,  # the same examples every run: CI stays deterministic
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(DOCS)
 def test_any_structure_loads_or_fails_clearly(doc: dict) -> None:
     load(yaml.safe_dump(doc, allow_unicode=True))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.text(max_size=200))
 def test_any_text_loads_or_fails_clearly(text: str) -> None:
     load(text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(st.sampled_from(["room", "shelf", "device", "device_id"]), VALUES)
 def test_a_bad_device_value_names_key_and_line(key: str, value: object) -> None:
     device = {"device_id": "48:22:54:00:00:01", "room": "r", "shelf": "s", "device": "d"}
     device[key] = value
-    text = yaml.safe_dump({"house": "home", "devices": [device]})
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "plugs.yaml"
-        path.write_text(text, encoding="utf-8")
-        try:
-            load_config(path, {})
-        except ConfigError as exc:
-            assert any(f"devices[0].{key}" in p and LINE.search(p) for p in exc.problems), exc
+    exc = load(yaml.safe_dump({"house": "home", "devices": [device]}))
+    if exc is not None:
+        assert any(f"devices[0].{key}" in p and LINE.search(p) for p in exc.problems), exc
