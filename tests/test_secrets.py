@@ -58,11 +58,10 @@ async def test_no_output_shows_the_password(tmp_path: Path) -> None:
                 out, err = await asyncio.wait_for(run.communicate(), 20)
                 seen += [out.decode(), err.decode()]
 
-        native = [d["native"]["host"] for d in data["devices"] if d.get("native")]
-        host = native[0]
+        native = next(d["native"] for d in data["devices"] if d.get("native"))
         commands = [
-            ["read", f"{host}:{port_of(data, host)}", "--json"],
-            ["discover", "--json", "--target", host.split(":")[0], "--wait", "2"],
+            ["read", f"{native['host']}:{native['port']}", "--json"],
+            ["discover", "--json", "--target", native["host"], "--wait", "2"],
             ["check", str(config)],
         ]
         for args in commands:
@@ -77,11 +76,3 @@ async def test_no_output_shows_the_password(tmp_path: Path) -> None:
     assert any("auth_failed" in text for text in seen)  # the wrong password was noticed
     for text in seen:
         assert RIGHT not in text and WRONG not in text
-
-
-def port_of(data: dict, host: str) -> int:
-    for device in data["devices"]:
-        native = device.get("native") or {}
-        if native.get("host") == host and native.get("port"):
-            return int(native["port"])
-    return 80

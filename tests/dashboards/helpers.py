@@ -3,8 +3,10 @@ variables expanded the way the live test runs them."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,19 @@ DASHBOARD_DIR = ROOT / "dashboards"
 DASHBOARD_FILES = ("otelpower-power.json", "otelpower-compare.json")
 RULES_FILE = ROOT / "alerts" / "otelpower-rules.yaml"
 VMALERT_FILE = ROOT / "alerts" / "vmalert-rules.yaml"
+
+
+def generator():
+    """dashboards/generate.py as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location(
+        "otelpower_dashboards", DASHBOARD_DIR / "generate.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 # Grafana's built-in intervals, replaced by a window the ~25 s test bed covers.
 BUILTIN = {"$__rate_interval": "1m", "$__range": "1m", "$__interval": "1m"}

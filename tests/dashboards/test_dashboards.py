@@ -3,12 +3,10 @@ structure is sound, and the PrometheusRule is well-formed (and valid against the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
@@ -20,6 +18,7 @@ from .helpers import (
     RULES_FILE,
     VMALERT_FILE,
     expand,
+    generator,
     load,
     panels,
     targets,
@@ -33,17 +32,6 @@ ALERTS = {
     "PlugAuthFailure",
     "NativeMatterDisagreement",
 }
-
-
-def generator():
-    spec = importlib.util.spec_from_file_location(
-        "otelpower_dashboards", DASHBOARD_DIR / "generate.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_committed_dashboards_are_generated() -> None:

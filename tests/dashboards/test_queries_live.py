@@ -13,10 +13,8 @@ Matter test bed (`make collector victoria-metrics setup`), else it skips (fails 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from otelpower.sim.faults import Fault
 from tests.conftest import make_config
 from tests.pipeline.conftest import VictoriaMetrics, free_port
 
-from .helpers import DASHBOARD_DIR, RULES_FILE, expand, targets, variable_queries
+from .helpers import RULES_FILE, expand, generator, targets, variable_queries
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(150)]
 
@@ -45,13 +43,7 @@ def matter_bed_missing() -> list[str]:
 
 
 def declared_labels() -> dict[str, frozenset[str]]:
-    spec = importlib.util.spec_from_file_location(
-        "otelpower_dashboards", DASHBOARD_DIR / "generate.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = generator()
     module.render()
     return module.LABELS
 
