@@ -46,8 +46,9 @@ def build_readers(config: Config, protocol: str) -> list[Reader]:
 
 
 def start(config: Config, protocol: str, readers: list[Reader], port: int | None) -> Telemetry:
-    # The /metrics thread needs the GIL for a few short steps per scrape; with the default 5 ms
-    # switch interval a busy poller delays each of them (p99 ~60 ms at 1k plugs, bench/).
+    # Short GIL turns for the renderer and the thread feeding the /metrics process while the
+    # poller is busy. Set when /metrics was served from a thread here (p99 ~60 ms without it at
+    # 1k plugs); bench/ figures are measured with it; whether it still helps is open (issue 7).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     resource = make_resource(
         house=config.house, protocol=protocol, instance_id=config.service_instance_id(protocol)
