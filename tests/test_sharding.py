@@ -38,7 +38,10 @@ def test_bad_shard_spec(bad: str) -> None:
 
 async def test_two_processes_cover_every_plug_once(tmp_path: Path) -> None:
     config = tmp_path / "plugs.yaml"
-    ports = [free_port(), free_port()]
+    ports = [free_port()]
+    while (port := free_port()) == ports[0]:  # two closed probes can get the same port
+        pass
+    ports.append(port)
     async with process("sim", "--count", "8", "--config-out", str(config)):
         await wait_for(lambda: config.exists() and config.stat().st_size > 0, timeout=20)
         data = yaml.safe_load(config.read_text())
@@ -53,14 +56,20 @@ async def test_two_processes_cover_every_plug_once(tmp_path: Path) -> None:
             process(*args, str(ports[1]), env={"OTELPOWER_SHARD": "1/2"}),
         ):
 
-            def read(port: int) -> set[str]:
+            def read(port: int) -> set[str] | None:
+                """The device_ids with power on ``port``; None while it does not answer."""
                 try:
                     power = find(scrape(port), "tplink_native_power_watts")
                 except OSError:
-                    return set()
+                    return None
                 return {dict(k)["device_id"] for k in power}
 
-            await wait_for(lambda: read(ports[0]) | read(ports[1]) == everyone, timeout=30)
+            def covered() -> bool:
+                # both must answer: all plugs may hash to one shard, leaving the other empty
+                seen = [read(p) for p in ports]
+                return None not in seen and seen[0] | seen[1] == everyone
+
+            await wait_for(covered, timeout=30)
             first, second = read(ports[0]), read(ports[1])
             assert not first & second
             assert first == {d for d in everyone if shard_of(d, 2) == 0}
