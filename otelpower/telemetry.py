@@ -28,6 +28,7 @@ from otelpower.exposition import CachedExposition
 from otelpower.httpserver import Health
 from otelpower.model import SnapshotStore
 from otelpower.pullserver import PullServer
+from otelpower.sharedreader import SharedReader
 from otelpower.stale import StaleMarkingExporter, flag_markers
 
 log = logging.getLogger(__name__)
@@ -131,14 +132,22 @@ def start_telemetry(
     env = os.environ if environ is None else environ
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)
-    readers: list[MetricReader] = [
-        PrometheusMetricReader(scope_info_enabled=False, registry=registry)
-    ]
     exporter = otlp_exporter(env)
-    if exporter is not None:
-        interval_ms = float(env.get("OTEL_METRIC_EXPORT_INTERVAL", export_interval_s * 1000))
-        readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms))
-    provider = MeterProvider(resource=resource, metric_readers=readers)
+    interval_ms = float(env.get("OTEL_METRIC_EXPORT_INTERVAL", export_interval_s * 1000))
+    # one reader, so one copy of every series (see otelpower.sharedreader)
+    shared: SharedReader | None = None
+    reader: MetricReader | None
+    if prometheus_host is None:
+        reader = (
+            None
+            if exporter is None
+            else PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)
+        )
+    elif exporter is None:
+        reader = PrometheusMetricReader(scope_info_enabled=False, registry=registry)
+    else:
+        reader = shared = SharedReader(registry, exporter, interval_ms / 1000)
+    provider = MeterProvider(resource=resource, metric_readers=[] if reader is None else [reader])
     telemetry = Telemetry(provider, registry, otlp_enabled=exporter is not None, exporter=exporter)
     if prometheus_host is not None:
         server = PullServer(prometheus_host, prometheus_port, telemetry.health)
@@ -149,5 +158,8 @@ def start_telemetry(
         exposition.render()  # served before this returns
         exposition.start()
         telemetry.exposition = exposition
+        if shared is not None:
+            shared.refresh = exposition.render
+            shared.start()
         log.info("Prometheus metrics on http://%s:%d/metrics", prometheus_host, server.port)
     return telemetry

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent import futures
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -106,3 +107,40 @@ def test_otlp_off_without_endpoint_and_bad_protocol() -> None:
     assert otlp_exporter({}) is None
     with pytest.raises(ValueError, match="not supported"):
         otlp_exporter({"OTEL_EXPORTER_OTLP_ENDPOINT": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"})
+
+
+async def test_pull_and_otlp_share_one_reader(receiver: Receiver) -> None:
+    """Both on: one SDK reader; exports carry what /metrics shows; a flush never doubles lines."""
+    store = SnapshotStore()
+    snapshot = DeviceSnapshot(
+        PLUG, LABELS, DeviceStatus.OK, {"model": "P110"}, (Reading({"power_watts": 7.0}),)
+    )
+    store.put(snapshot)
+    resource = make_resource(house="home", protocol="native", instance_id="home-native")
+    telemetry = start_telemetry(
+        resource, prometheus_host="127.0.0.1", prometheus_port=0, export_interval_s=0.2
+    )
+    register_device_metrics(
+        telemetry.provider.get_meter("otelpower"),
+        store,
+        vendor="tplink",
+        protocol="native",
+        quantities=NATIVE_QUANTITIES,
+    )
+    try:
+        assert len(telemetry.provider._metric_readers) == 1
+        await wait_for(lambda: ("tplink_native_power_watts", PLUG, 7.0, 0) in last_points(receiver))
+        store.put(replace(snapshot, readings=(Reading({"power_watts": 9.5}),)))
+        await asyncio.to_thread(telemetry.provider.force_flush, 10_000)
+        assert ("tplink_native_power_watts", PLUG, 9.5, 0) in last_points(receiver)
+        assert telemetry.exposition is not None
+        text = telemetry.exposition.render().body.decode()
+        lines = [line for line in text.splitlines() if line.startswith("tplink_native_power")]
+        assert len(lines) == 1 and lines[0].endswith(" 9.5"), lines
+    finally:
+        await asyncio.to_thread(telemetry.shutdown)
+    assert ("tplink_native_power_watts", PLUG) in receiver.markers(len(receiver.requests) - 1)
+
+
+def last_points(receiver: Receiver) -> list:
+    return receiver.points(len(receiver.requests) - 1) if receiver.requests else []
