@@ -5,7 +5,6 @@ Readers (pollers) replace a device's snapshot whole; metric callbacks only read 
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +25,15 @@ class DeviceStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Dropped:
+    """A value a device sent that is not exported (see otelpower.plausible)."""
+
+    key: str
+    reason: str
+    shown: str  # repr, cut short: for the log line
+
+
+@dataclass(frozen=True, slots=True)
 class Reading:
     """Measured values of one channel: the plug itself, or one outlet of a strip.
 
@@ -34,6 +42,7 @@ class Reading:
 
     values: Mapping[str, float]
     outlet: str | None = None
+    dropped: tuple[Dropped, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +58,6 @@ class DeviceSnapshot:
     @property
     def up(self) -> bool:
         return self.status is DeviceStatus.OK
-
-
-def clean_values(raw: Mapping[str, float | int | bool | None]) -> dict[str, float]:
-    """Keep finite numbers only; ``None`` (not measured) and NaN/inf are dropped."""
-    out: dict[str, float] = {}
-    for key, value in raw.items():
-        if value is None or isinstance(value, str):
-            continue
-        number = float(value)
-        if math.isfinite(number):
-            out[key] = number
-    return out
 
 
 class SnapshotStore:

@@ -5,13 +5,16 @@ Readers call ``poll()`` after every poll; everything is in-process bookkeeping (
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from otelpower.model import DeviceStatus
+from otelpower.model import DeviceStatus, Reading
+
+log = logging.getLogger(__name__)
 
 #: a poll never outlasts poll.timeout (default 10 s); 9 bounds keep /metrics small at 1k plugs
 POLL_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -24,6 +27,7 @@ class SelfMetrics:
         self, meter: Meter | None = None, exporter_stats: Callable[[], Any] | None = None
     ) -> None:
         self._last_success: dict[tuple[str, str, str], float] = {}
+        self._logged_drops: set[tuple[str, str, str | None, str, str]] = set()
         self._meter = meter
         if meter is None:
             return
@@ -36,6 +40,11 @@ class SelfMetrics:
         self._errors = meter.create_counter(
             "otelpower_poll_errors",
             description="Failed polls by kind (offline, timeout, auth_failed, unsupported, error)",
+        )
+        self._dropped = meter.create_counter(
+            "otelpower_values_dropped",
+            description="Device values not exported as data, by quantity and reason"
+            " (wrong_type, not_finite, negative, out_of_range, unreadable)",
         )
         meter.create_observable_gauge(
             "otelpower_last_success_timestamp_seconds",
@@ -57,6 +66,30 @@ class SelfMetrics:
             self._last_success[(protocol, device_id, device)] = time.time()
         else:
             self._errors.add(1, {**labels, "kind": str(status)})
+
+    def dropped(
+        self, protocol: str, device_id: str, device: str, readings: Iterable[Reading]
+    ) -> None:
+        """Count the values a poll dropped; log each kind once per device and quantity."""
+        for reading in readings:
+            for drop in reading.dropped:
+                seen = (protocol, device_id, reading.outlet, drop.key, drop.reason)
+                if seen not in self._logged_drops:
+                    self._logged_drops.add(seen)
+                    outlet = f" outlet {reading.outlet}" if reading.outlet else ""
+                    log.warning(
+                        "%s (%s)%s: %s value %s dropped (%s); further ones are only counted"
+                        " in otelpower_values_dropped_total",
+                        device,
+                        device_id,
+                        outlet,
+                        drop.key,
+                        drop.shown,
+                        drop.reason,
+                    )
+                if self._meter is not None:
+                    labels = {"protocol": protocol, "device_id": device_id, "device": device}
+                    self._dropped.add(1, {**labels, "quantity": drop.key, "reason": drop.reason})
 
     def _observe_last_success(self, _: CallbackOptions) -> Iterable[Observation]:
         for (protocol, device_id, device), at in list(self._last_success.items()):

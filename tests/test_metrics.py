@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from otelpower import plausible
 from otelpower.httpserver import Health
 from otelpower.metrics import NATIVE_QUANTITIES, register_device_metrics
-from otelpower.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore, clean_values
+from otelpower.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
 from otelpower.telemetry import Telemetry, make_resource, start_telemetry
 from tests.promtext import find, one
 from tests.promtext import scrape_fresh as scrape
@@ -47,16 +48,14 @@ def test_contract_names_labels_and_absent_fields(endpoint) -> None:
             DeviceStatus.OK,
             INFO,
             (
-                Reading(
-                    clean_values(
-                        {
-                            "power_watts": 12.5,
-                            "voltage_volts": 231.0,
-                            "current_amperes": None,
-                            "relay_on": 1.0,
-                            "energy_kilowatt_hours": 3.25,
-                        }
-                    )
+                plausible.reading(
+                    {
+                        "power_watts": 12.5,
+                        "voltage_volts": 231.0,
+                        "current_amperes": None,
+                        "relay_on": 1.0,
+                        "energy_kilowatt_hours": 3.25,
+                    }
                 ),
             ),
         )
@@ -107,10 +106,6 @@ def test_strip_outlets_are_labelled(endpoint) -> None:
     assert sorted(dict(lbl)["outlet"] for lbl in power) == ["1", "2"]
     assert sum(power.values()) == 3.0  # no strip total on top of the outlets
     assert one(s, "tplink_native_rssi_dbm", device_id=strip) == -50
-
-
-def test_clean_values_drops_nonsense() -> None:
-    assert clean_values({"a": float("nan"), "b": float("inf"), "c": None, "d": 2}) == {"d": 2.0}
 
 
 def test_health_endpoints(endpoint) -> None:

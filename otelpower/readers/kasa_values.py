@@ -11,6 +11,7 @@ from kasa.deviceconfig import DeviceConfig as KasaDeviceConfig
 from kasa.deviceconfig import DeviceEncryptionType
 from kasa.interfaces import Energy
 
+from otelpower import plausible
 from otelpower.config import normalize_mac
 from otelpower.metrics import (
     CURRENT,
@@ -22,7 +23,8 @@ from otelpower.metrics import (
     RSSI,
     VOLTAGE,
 )
-from otelpower.model import Reading, clean_values
+from otelpower.model import Reading
+from otelpower.plausible import Unreadable
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,19 @@ def _safe(getter: Callable[[], Any]) -> Any:
     except Exception as exc:  # python-kasa raises various errors for modules that failed
         log.debug("field unavailable: %s", exc)
         return None
+
+
+def _value(getter: Callable[[], Any]) -> Any:
+    """A measured value; a getter that raises reads as Unreadable (dropped and counted)."""
+    try:
+        return getter()
+    except Exception as exc:  # python-kasa fails a module whose reply made no sense
+        return Unreadable(type(exc).__name__)
+
+
+def _failed(module: Any) -> bool:
+    """A SMART module whose last reply python-kasa could not process (or gave up on)."""
+    return bool(getattr(module, "_last_update_error", None) or getattr(module, "disabled", False))
 
 
 def transport_name(config: KasaDeviceConfig) -> str:
@@ -48,43 +63,47 @@ def transport_name(config: KasaDeviceConfig) -> str:
     return enc.value.upper()
 
 
-def energy_values(dev: Device) -> dict[str, float | None]:
+def energy_values(dev: Device) -> dict[str, Any]:
     energy = dev.modules.get(Module.Energy)
     if energy is None:
         return {}
-    values: dict[str, float | None] = {
-        POWER.key: _safe(lambda: energy.current_consumption),
-        ENERGY_TODAY.key: _safe(lambda: energy.consumption_today),
-        ENERGY_MONTH.key: _safe(lambda: energy.consumption_this_month),
+    if _failed(energy):  # python-kasa keeps a failed module's last values: none are current
+        return {q.key: Unreadable("energy reply rejected") for q in (POWER, ENERGY_TODAY)}
+    values: dict[str, Any] = {
+        POWER.key: _value(lambda: energy.current_consumption),
+        ENERGY_TODAY.key: _value(lambda: energy.consumption_today),
+        ENERGY_MONTH.key: _value(lambda: energy.consumption_this_month),
     }
     if energy.supports(Energy.ModuleFeature.VOLTAGE_CURRENT):
-        values[VOLTAGE.key] = _safe(lambda: energy.voltage)
-        values[CURRENT.key] = _safe(lambda: energy.current)
+        values[VOLTAGE.key] = _value(lambda: energy.voltage)
+        values[CURRENT.key] = _value(lambda: energy.current)
     if energy.supports(Energy.ModuleFeature.CONSUMPTION_TOTAL):
-        values[ENERGY_TOTAL.key] = _safe(lambda: energy.consumption_total)
+        values[ENERGY_TOTAL.key] = _value(lambda: energy.consumption_total)
     return values
 
 
-def _relay(dev: Device) -> float | None:
-    state = _safe(lambda: dev.is_on)
-    return None if state is None else float(bool(state))
+def _relay(dev: Device) -> Any:
+    state = _value(lambda: dev.is_on)
+    return state if state is None or isinstance(state, Unreadable) else float(bool(state))
 
 
 def device_readings(dev: Device) -> tuple[Reading, ...]:
-    """Readings of a plug, or per outlet of a strip (the strip total is not repeated)."""
-    rssi = _safe(lambda: dev.rssi)
+    """Readings of a plug, or per outlet of a strip (the strip total is not repeated).
+
+    Values python-kasa could not read are dropped as ``unreadable`` (otelpower.plausible).
+    """
+    rssi = _value(lambda: dev.rssi)
     metered_children = [c for c in dev.children if Module.Energy in c.modules]
     if metered_children:
         outlets = [
-            Reading(
-                clean_values({**energy_values(child), RELAY_ON.key: _relay(child)}),
-                outlet=str(index),
+            plausible.reading(
+                {**energy_values(child), RELAY_ON.key: _relay(child)}, outlet=str(index)
             )
             for index, child in enumerate(dev.children, start=1)
         ]
-        return (Reading(clean_values({RSSI.key: rssi})), *outlets)
+        return (plausible.reading({RSSI.key: rssi}), *outlets)
     values = {**energy_values(dev), RELAY_ON.key: _relay(dev), RSSI.key: rssi}
-    return (Reading(clean_values(values)),)
+    return (plausible.reading(values),)
 
 
 def device_info(dev: Device) -> dict[str, str]:

@@ -337,6 +337,7 @@ class MatterReader:
         previous = self.store.get(key)
         info = mv.device_info(state.attrs)
         self.store.put(DeviceSnapshot(device_id, labels, status, info, readings, detail))
+        self.self_metrics.dropped(self.protocol, device_id, labels["device"], readings)
         if previous is None or previous.status is not status:
             log.info("Matter node %s (%s): %s", state.node_id, labels["device"], status)
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from otelpower import plausible
 from otelpower.config import normalize_mac
 from otelpower.metrics import (
     APPARENT_POWER,
@@ -25,7 +26,7 @@ from otelpower.metrics import (
     RELAY_ON,
     VOLTAGE,
 )
-from otelpower.model import Reading, clean_values
+from otelpower.model import Reading
 
 Attributes = Mapping[str, Any]
 
@@ -198,7 +199,7 @@ def readings(attrs: Attributes) -> tuple[Reading, ...]:
     out = []
     for index, (meter, relay) in enumerate(zip(lay.meters, lay.relays, strict=True), start=1):
         values = {**_meter_values(attrs, meter), RELAY_ON.key: _relay(attrs, relay)}
-        out.append(Reading(clean_values(values), outlet=str(index) if several else None))
+        out.append(plausible.reading(values, outlet=str(index) if several else None))
     return tuple(out)
 
 

@@ -179,6 +179,13 @@ class NativeReader:
                 plug.failures = 0
                 plug.info = info
                 self._publish(plug, DeviceStatus.OK, readings=readings)
+                self.self_metrics.dropped(
+                    self.protocol, plug.cfg.device_id, plug.cfg.device, readings
+                )
+                if any(d.reason == "unreadable" for r in readings for d in r.dropped):
+                    # python-kasa backs off a failed module and disables it after 10 errors:
+                    # a fresh Device next poll reads it again as soon as the plug recovers
+                    await self._drop(plug)
             self.self_metrics.poll(
                 self.protocol,
                 plug.cfg.device_id,

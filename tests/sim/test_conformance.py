@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from kasa import Module
 
+from otelpower.readers.kasa_values import device_readings
 from otelpower.sim import PlugOptions, Simulator
 
 from .conftest import FIXTURES
@@ -56,6 +57,9 @@ async def test_fixture_corpus_reads_back() -> None:
             power, volts, amps = _expected(dump)
             async with discovered(plug) as dev:
                 assert dev.mac.lower() == plug.mac, path.name
+                # real devices' values are all plausible: nothing is dropped
+                dropped = [d for r in device_readings(dev) for d in r.dropped]
+                assert not dropped, (path.name, dropped)
                 targets = dev.children if dev.children else [dev]
                 states = [o["relay_on"] for o in plug.readings().get("outlets", [plug.readings()])]
                 for target, on in zip(targets, states, strict=True):
