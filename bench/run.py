@@ -218,6 +218,19 @@ async def bench_long(n: int, latency_s: float, duration_s: float, count: int, po
     return figures
 
 
+def long_in_fresh_process(n: int, latency_s: float, duration_s: float, count: int) -> list:
+    """bench_long in a new interpreter, so its RSS is what ``otelpower run`` would have and
+    not what the poll and scrape phases left behind in this one."""
+    raise_fd_limit()
+    logging.basicConfig(level=logging.ERROR)
+
+    async def go() -> list[Figure]:
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            return await bench_long(n, latency_s, duration_s, count, pool)
+
+    return eventloop.run(go())
+
+
 # -- main ----------------------------------------------------------------------------------
 
 
@@ -232,9 +245,15 @@ async def main_async(args: argparse.Namespace) -> list[Figure]:
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
         for n in sizes(args.scrape):
             figures += await bench_scrape(n, args.latency, args.scrapes, pool)
-        if args.long:
-            figures += await bench_long(
-                args.long, args.latency, args.minutes * 60, args.scrapes, pool
+    if args.long:
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as fresh:
+            figures += await asyncio.get_running_loop().run_in_executor(
+                fresh,
+                long_in_fresh_process,
+                args.long,
+                args.latency,
+                args.minutes * 60,
+                args.scrapes,
             )
     if not args.skip_pipeline:
         from pipeline import bench_matter, bench_stale

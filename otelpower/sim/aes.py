@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from .faults import PlugContext
+from .faults import Fault, PlugContext, plaintext
 from .httpbase import HttpListener
 
 SESSION_COOKIE = "TP_SESSIONID"
@@ -92,10 +92,10 @@ class AesServer:
             inner = json.loads(session.decrypt(body["params"]["request"]))
         except (KeyError, TypeError, ValueError):
             return web.json_response({"error_code": ERR_PARAMS})
-        reply = self._inner(session, inner, request.query.get("token"))
-        return web.json_response(
-            {"error_code": 0, "result": {"response": session.encrypt(json.dumps(reply).encode())}}
-        )
+        plain = plaintext(self._ctx, self._inner(session, inner, request.query.get("token")))
+        if self._ctx.fault is Fault.WRONG_KEY:
+            session = AesSession(secrets.token_bytes(16), secrets.token_bytes(16))
+        return web.json_response({"error_code": 0, "result": {"response": session.encrypt(plain)}})
 
     def _handshake(self, params: dict[str, Any]) -> web.Response:
         try:

@@ -87,6 +87,17 @@ def smart_static_sample(methods: dict[str, Any], nominal_v: float, on: bool) -> 
     return Sample(mw / 1000.0, volts, amps, energy, on)
 
 
+def _override(value: Any, overrides: dict[str, Any]) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: overrides[k] if k in overrides else _override(v, overrides)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_override(v, overrides) for v in value]
+    return value
+
+
 class DeviceModel:
     """State and request handling of one emulated plug, independent of transport."""
 
@@ -109,6 +120,8 @@ class DeviceModel:
         self.alias = profile.alias or f"{profile.model_base} sim {index}"
         self.nominal_v = 120.0 if profile.us else 230.0
         self.outlets = self._make_outlets(index)
+        #: reply keys forced to a value wherever they occur (fuzzing the client's parsing)
+        self.overrides: dict[str, Any] = {}
 
     # -- construction ---------------------------------------------------------------
 
@@ -212,8 +225,10 @@ class DeviceModel:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answer one decoded request of the plug's own family."""
         if self.profile.family == "smart":
-            return self.handle_smart(request)
-        return self.handle_iot(request)
+            reply = self.handle_smart(request)
+        else:
+            reply = self.handle_iot(request)
+        return _override(reply, self.overrides) if self.overrides else reply
 
     # -- discovery ------------------------------------------------------------------
 

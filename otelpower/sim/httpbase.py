@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .faults import GARBAGE, Fault, PlugContext, before_reply
+from .faults import GARBAGE, Fault, PlugContext, before_reply, cut
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,4 +50,7 @@ class HttpListener:
         if ctx.fault is Fault.GARBAGE:
             await request.read()
             return web.Response(body=GARBAGE, content_type="application/octet-stream")
-        return await handler(request)
+        response = await handler(request)
+        if ctx.fault is Fault.TRUNCATED and isinstance(response, web.Response) and response.body:
+            response.body = cut(bytes(response.body), ctx.fault)  # type: ignore[arg-type]
+        return response

@@ -12,7 +12,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from .faults import PlugContext
+from .faults import Fault, PlugContext, plaintext
 from .httpbase import HttpListener
 
 SESSION_COOKIE = "TP_SESSIONID"
@@ -132,5 +132,7 @@ class KlapServer:
             payload = json.loads(session.decrypt(seq, body))
         except (KeyError, ValueError):
             return web.Response(status=400)
-        reply = self._ctx.device.handle(payload)
-        return web.Response(body=session.encrypt(seq, json.dumps(reply).encode()))
+        plain = plaintext(self._ctx, self._ctx.device.handle(payload))
+        if self._ctx.fault is Fault.WRONG_KEY:
+            session = KlapSession(secrets.token_bytes(16), session.remote, session.auth, b"")
+        return web.Response(body=session.encrypt(seq, plain))

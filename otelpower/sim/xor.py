@@ -7,15 +7,14 @@ import contextlib
 import json
 import struct
 
-from .faults import GARBAGE, Fault, PlugContext, before_reply
+from .faults import GARBAGE, Fault, PlugContext, before_reply, cut, plaintext
 
 _LEN = struct.Struct(">I")
 _KEY0 = 171
 
 
-def xor_encrypt(plain: bytes) -> bytes:
+def xor_encrypt(plain: bytes, key: int = _KEY0) -> bytes:
     """Autokey XOR, without the length prefix."""
-    key = _KEY0
     out = bytearray()
     for b in plain:
         key ^= b
@@ -69,6 +68,7 @@ class XorServer:
                 payload = await reader.readexactly(size)
                 if not await before_reply(self._ctx):
                     break
+                wrong_key = self._ctx.fault is Fault.WRONG_KEY
                 if self._ctx.fault is Fault.GARBAGE:
                     reply = GARBAGE
                 else:
@@ -76,8 +76,9 @@ class XorServer:
                         request = json.loads(xor_decrypt(payload))
                     except ValueError:
                         break
-                    reply = xor_encrypt(json.dumps(self._ctx.device.handle(request)).encode())
-                writer.write(_LEN.pack(len(reply)) + reply)
+                    plain = plaintext(self._ctx, self._ctx.device.handle(request))
+                    reply = xor_encrypt(plain, _KEY0 ^ 0x5A if wrong_key else _KEY0)
+                writer.write(_LEN.pack(len(reply)) + cut(reply, self._ctx.fault))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

@@ -1,0 +1,145 @@
+"""Plugs that misbehave: nonsense values, spoiled replies. Real python-kasa, real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+
+import pytest
+
+from otelpower import app
+from otelpower.model import DeviceStatus
+from otelpower.readers.native import NativeReader
+from otelpower.sim import Fault, PlugOptions, builtin_profiles
+from tests.conftest import make_config, wait_for
+from tests.promtext import find, one, scrape
+
+PROFILES = {p.stem: p for p in builtin_profiles()}
+SPOILED = [Fault.GARBAGE, Fault.MALFORMED, Fault.TRUNCATED, Fault.WRONG_KEY]
+
+# value the plug sends as get_emeter_data.power_mw (p110_klap; python-kasa divides it by
+# 1000) -> why power is dropped, and whether the plug's other energy values are still read.
+# A value python-kasa cannot process fails its whole Energy module (it would keep serving
+# the previous power: a frozen value), so every energy value of that poll is unreadable.
+NONSENSE = [
+    (-5000, "negative", True),
+    (1e30, "out_of_range", True),
+    ("12", "unreadable", False),
+    ([1, 2], "unreadable", False),
+    ({"mw": 1}, "unreadable", False),
+    (math.nan, "unreadable", False),  # NaN is not JSON: python-kasa rejects the reply
+    (math.inf, "unreadable", False),
+]
+
+
+@pytest.mark.parametrize(("value", "reason", "rest_read"), NONSENSE)
+async def test_nonsense_values_are_dropped_and_counted(
+    simulator, value, reason, rest_read, caplog
+) -> None:
+    bad, good = await simulator.start(
+        [PlugOptions(PROFILES["p110_klap"]), PlugOptions(PROFILES["p110_klap"])]
+    )
+    reader = NativeReader(make_config(simulator.config_dict()))
+    caplog.set_level(logging.WARNING, logger="otelpower")
+    try:
+        await reader.poll_all()
+        assert "power_watts" in reader.store.get(bad.mac).readings[0].values
+        bad.device.overrides = {"power_mw": value}
+        for _ in range(3):
+            await reader.poll_all()
+    finally:
+        await reader.close()
+    snap = reader.store.get(bad.mac)
+    assert snap is not None and snap.status is DeviceStatus.OK  # the plug is up ...
+    (reading,) = snap.readings
+    assert "power_watts" not in reading.values  # ... but its nonsense is not data
+    assert ("voltage_volts" in reading.values) is rest_read
+    assert "relay_on" in reading.values  # other replies are still read
+    assert ("power_watts", reason) in [(d.key, d.reason) for d in reading.dropped]
+    assert "power_watts" in reader.store.get(good.mac).readings[0].values
+    lines = [r.getMessage() for r in caplog.records if "power_watts value" in r.getMessage()]
+    assert len(lines) == 1 and f"({reason})" in lines[0], lines
+
+
+async def test_dropped_values_on_metrics(simulator) -> None:
+    bad, good = await simulator.start(
+        [PlugOptions(PROFILES["p110_klap"]), PlugOptions(PROFILES["p110_klap"])]
+    )
+    bad.device.overrides = {"power_mw": -1, "voltage_mv": 10**12}
+    config = make_config(simulator.config_dict(), prometheus={"host": "127.0.0.1", "port": 0})
+    readers = app.build_readers(config, "native")
+    telemetry = app.start(config, "native", readers, None)
+    task = asyncio.create_task(readers[0].run())
+    port = telemetry.prometheus_port
+    try:
+        dropped = "otelpower_values_dropped_total"
+
+        def ready() -> dict:
+            s = scrape(port)
+            good_power = find(s, "tplink_native_power_watts", device_id=good.mac)
+            return s if good_power and len(find(s, dropped, device_id=bad.mac)) == 2 else {}
+
+        s = await wait_for(ready)
+        assert one(s, dropped, device_id=bad.mac, quantity="power_watts", reason="negative") >= 1
+        assert one(s, dropped, device_id=bad.mac, reason="out_of_range") >= 1
+        assert not find(s, dropped, device_id=good.mac)
+        assert not find(s, "tplink_native_power_watts", device_id=bad.mac)
+        assert not find(s, "tplink_native_voltage_volts", device_id=bad.mac)
+        assert one(s, "tplink_native_current_amperes", device_id=bad.mac) >= 0
+        assert one(s, "tplink_native_up", device_id=bad.mac) == 1
+        assert find(s, "tplink_native_power_watts", device_id=good.mac)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        telemetry.shutdown()
+
+
+@pytest.mark.parametrize("profile", ["p110_klap", "p110_aes", "kp115_xor"])
+async def test_spoiled_replies_are_a_state_and_recover(simulator, profile, caplog) -> None:
+    """Garbage, non-JSON, truncated and wrongly encrypted replies: an error state, one log
+    line per change, the other plug unaffected, and the plug back once it answers properly."""
+    bad, good = await simulator.start(
+        [PlugOptions(PROFILES[profile]), PlugOptions(PROFILES[profile])]
+    )
+    reader = NativeReader(make_config(simulator.config_dict(), poll={"timeout": 2}))
+    caplog.set_level(logging.INFO, logger="otelpower")
+    try:
+        await reader.poll_all()
+        assert reader.store.get(bad.mac).up
+        for fault in SPOILED:
+            await bad.set_fault(fault)
+            for _ in range(2):
+                await reader.poll_all()
+            snap = reader.store.get(bad.mac)
+            assert not snap.up and not snap.readings, (fault, snap)
+            assert snap.status in (DeviceStatus.ERROR, DeviceStatus.TIMEOUT), (fault, snap)
+            assert reader.store.get(good.mac).up, fault
+            await bad.set_fault(Fault.NONE)
+            for _ in range(20):  # backoff is capped at 1 s in tests
+                await reader.poll_all()
+                if reader.store.get(bad.mac).up:
+                    break
+                await asyncio.sleep(0.1)
+            assert reader.store.get(bad.mac).up, fault
+    finally:
+        await reader.close()
+    name = f"({bad.mac},"
+    changes = [r.getMessage() for r in caplog.records if name in r.getMessage()]
+    assert len(changes) <= 2 * len(SPOILED) + 1, changes  # a line per change, not per poll
+
+
+async def test_oversized_reply_is_read(simulator) -> None:
+    """A valid reply padded to megabytes is still read, and the other plug is not held up."""
+    big, small = await simulator.start(
+        [PlugOptions(PROFILES["p110_klap"]), PlugOptions(PROFILES["p110_klap"])]
+    )
+    await big.set_fault(Fault.OVERSIZED)
+    reader = NativeReader(make_config(simulator.config_dict(), poll={"timeout": 5}))
+    try:
+        await reader.poll_all()
+    finally:
+        await reader.close()
+    assert reader.store.get(small.mac).up
+    snap = reader.store.get(big.mac)
+    assert snap.status in (DeviceStatus.OK, DeviceStatus.ERROR, DeviceStatus.TIMEOUT), snap
