@@ -9,6 +9,7 @@ import math
 import pytest
 
 from otelpower import app
+from otelpower.logthrottle import LogThrottle
 from otelpower.model import DeviceStatus
 from otelpower.readers.native import NativeReader
 from otelpower.sim import Fault, PlugOptions, builtin_profiles
@@ -143,3 +144,30 @@ async def test_oversized_reply_is_read(simulator) -> None:
     assert reader.store.get(small.mac).up
     snap = reader.store.get(big.mac)
     assert snap.status in (DeviceStatus.OK, DeviceStatus.ERROR, DeviceStatus.TIMEOUT), snap
+
+
+async def test_flapping_plug_does_not_flood_the_log(simulator, caplog) -> None:
+    """A plug that fails every other poll logs a few lines, then its current state with how
+    many changes were held back, once the rate limit's window allows."""
+    flapper, steady = await simulator.start(
+        [PlugOptions(PROFILES["p110_klap"]), PlugOptions(PROFILES["p110_klap"])]
+    )
+    reader = NativeReader(make_config(simulator.config_dict()))
+    now = [0.0]
+    reader.log_throttle = LogThrottle(burst=3, window_s=300, clock=lambda: now[0])
+    caplog.set_level(logging.INFO, logger="otelpower")
+    name = f"({flapper.mac},"
+    try:
+        for i in range(20):
+            await flapper.set_fault(Fault.GARBAGE if i % 2 else Fault.NONE)
+            await reader.poll_all()
+            assert reader.store.get(steady.mac).up
+        assert reader.store.get(flapper.mac).status is DeviceStatus.ERROR  # i = 19
+        lines = [r.getMessage() for r in caplog.records if name in r.getMessage()]
+        assert len(lines) == 3, lines  # the burst, not 20
+        now[0] += 300
+        await reader.poll_all()
+    finally:
+        await reader.close()
+    last = [r.getMessage() for r in caplog.records if name in r.getMessage()][-1]
+    assert "[16 state changes not logged: flapping]: error" in last, last

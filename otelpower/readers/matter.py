@@ -23,6 +23,7 @@ from matter_server.common.models import EventType
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otelpower.config import Config, DeviceConfig
+from otelpower.logthrottle import LogThrottle
 from otelpower.metrics import MATTER_QUANTITIES, Quantity
 from otelpower.model import DeviceSnapshot, DeviceStatus, SnapshotStore
 from otelpower.readers import matter_values as mv
@@ -61,6 +62,9 @@ class MatterReader:
         self.config = config
         self.store = store or SnapshotStore()
         self.self_metrics = SelfMetrics()  # replaced by the app's when metrics are on
+        self.log_throttle = LogThrottle()
+        self._logged: dict[int, DeviceStatus] = {}  # per node: the state the log last showed
+        self._held: dict[int, int] = {}  # per node: state changes since (rate limit)
         self.url = url or config.matter_url or ""
         if not self.url:
             raise ValueError(
@@ -338,8 +342,15 @@ class MatterReader:
         info = mv.device_info(state.attrs)
         self.store.put(DeviceSnapshot(device_id, labels, status, info, readings, detail))
         self.self_metrics.dropped(self.protocol, device_id, labels["device"], readings)
-        if previous is None or previous.status is not status:
-            log.info("Matter node %s (%s): %s", state.node_id, labels["device"], status)
+        if previous is not None and previous.status is not status:
+            self._held[state.node_id] = self._held.get(state.node_id, 0) + 1
+        logged = self._logged.get(state.node_id)
+        if status is logged or not self.log_throttle.allow(device_id):
+            return
+        self._logged[state.node_id] = status
+        held = self._held.pop(state.node_id, 0) - (logged is not None)
+        note = f" [{held} state changes not logged: flapping]" if held > 0 else ""
+        log.info("Matter node %s (%s)%s: %s", state.node_id, labels["device"], note, status)
 
     def _publish_placeholder(self, dev: DeviceConfig, status: DeviceStatus, detail: str) -> None:
         """A configured node the server has not shown us (yet): up=0, no values."""

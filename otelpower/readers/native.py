@@ -19,6 +19,7 @@ from kasa.deviceconfig import DeviceConnectionParameters
 from kasa.exceptions import AuthenticationError, KasaException, UnsupportedDeviceError
 
 from otelpower.config import Config, DeviceConfig
+from otelpower.logthrottle import LogThrottle
 from otelpower.metrics import NATIVE_QUANTITIES, Quantity
 from otelpower.model import DeviceSnapshot, DeviceStatus, SnapshotStore
 from otelpower.readers import kasa_discovery
@@ -59,6 +60,8 @@ class _Plug:
     connection: DeviceConnectionParameters | None = None
     failures: int = 0
     status: DeviceStatus = DeviceStatus.PENDING
+    logged: DeviceStatus = DeviceStatus.PENDING  # the state the log last showed
+    held: int = 0  # state changes not logged since (rate limit)
     info: dict[str, str] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -78,6 +81,7 @@ class NativeReader:
         self.config = config
         self.store = store or SnapshotStore()
         self.self_metrics = SelfMetrics()  # replaced by the app's when metrics are on
+        self.log_throttle = LogThrottle()
         creds = config.credentials
         self._credentials = Credentials(creds.username, creds.password) if creds.present else None
         self._sem = asyncio.Semaphore(config.concurrency)
@@ -270,9 +274,14 @@ class NativeReader:
         self.store.put(
             DeviceSnapshot(plug.cfg.device_id, labels, status, plug.info, readings, detail)
         )
-        if status is previous:
+        if status is not previous:
+            plug.held += 1
+        if status is plug.logged or not self.log_throttle.allow(plug.cfg.device_id):
             return
+        plug.logged, held, plug.held = status, plug.held - 1, 0
         name = f"{plug.cfg.device} ({plug.cfg.device_id}, {plug.host or 'no address'})"
+        if held > 0:
+            name += f" [{held} state changes not logged: flapping]"
         if status is DeviceStatus.OK:
             log.info("%s: up (%s)", name, plug.info.get("transport", "?"))
         elif status is not DeviceStatus.PENDING:
