@@ -29,6 +29,7 @@ class SharedReader(PrometheusMetricReader):
         self._exporter = exporter
         self._interval_s = interval_s
         self._latest: MetricsData | None = None
+        self._want = False  # the export thread waits for a collection (only then kept)
         self._export_lock = threading.Lock()  # one export at a time, as the OTel readers do
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -42,8 +43,8 @@ class SharedReader(PrometheusMetricReader):
     def _receive_metrics(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> None:
-        if metrics_data is not None:
-            self._latest = metrics_data
+        if metrics_data is not None and self._want:
+            self._latest, self._want = metrics_data, False
         super()._receive_metrics(metrics_data, timeout_millis, **kwargs)
 
     def _loop(self) -> None:
@@ -54,10 +55,12 @@ class SharedReader(PrometheusMetricReader):
         """Collect (rendering /metrics on the way) and export that collection."""
         with self._export_lock:
             try:
+                self._want = True
                 self.refresh()
-                if self._latest is None:
+                data, self._latest = self._latest, None  # never kept between exports (MBs)
+                if data is None:
                     return False
-                result = self._exporter.export(self._latest, timeout_millis=timeout_millis)
+                result = self._exporter.export(data, timeout_millis=timeout_millis)
                 return result is MetricExportResult.SUCCESS
             except Exception:  # the next interval tries again
                 log.exception("OTLP export failed")

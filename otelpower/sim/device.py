@@ -90,8 +90,7 @@ def smart_static_sample(methods: dict[str, Any], nominal_v: float, on: bool) -> 
 def _override(value: Any, overrides: dict[str, Any]) -> Any:
     if isinstance(value, dict):
         return {
-            k: overrides[k] if k in overrides else _override(v, overrides)
-            for k, v in value.items()
+            k: overrides[k] if k in overrides else _override(v, overrides) for k, v in value.items()
         }
     if isinstance(value, list):
         return [_override(v, overrides) for v in value]
