@@ -190,6 +190,7 @@ async def bench_long(n: int, latency_s: float, duration_s: float, count: int, po
         assert endpoint_pid is not None
         figures += [
             Figure(f"rss_mb_{n}", samples[-1][1], "MB"),
+            Figure(f"rss_mb_{n}_max", max(rss for _, rss in steady), "MB"),
             Figure(f"rss_mb_{n}_metrics_process", rss_mb(endpoint_pid), "MB"),
             Figure(f"rss_slope_mb_per_min_{n}", slope_per_min(steady), "MB/min"),
             Figure(f"rss_minutes_{n}", duration_s / 60, "min"),

@@ -11,3 +11,13 @@ BENCH_ARGS ?=
 bench: setup collector victoria-metrics
 	@mkdir -p $(RUN)
 	set -o pipefail; $(BIN)/python bench/run.py $(BENCH_ARGS) | tee $(RUN)/bench.txt
+
+# The long soak (issue 8): the same test as in `make test`, with 2,880 poll cycles (12 hours
+# of operation at the default 15 s interval, run at 0.5 s) over 200 plugs.
+SOAK_CYCLES ?= 2880
+SOAK_PLUGS ?= 200
+
+.PHONY: soak
+soak: setup
+	OTELPOWER_SOAK_CYCLES=$(SOAK_CYCLES) OTELPOWER_SOAK_PLUGS=$(SOAK_PLUGS) \
+	  $(BIN)/pytest -q -s tests/test_soak.py

@@ -21,6 +21,7 @@ from tests.conftest import make_config
 from tests.promtext import find, one, scrape
 
 from .conftest import BedPlug, record, wait_until
+from .wsproxy import FaultProxy
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -247,3 +248,52 @@ async def test_one_plug_two_paths_same_labels(matter_server, tmp_path) -> None:
                 ):
                     await client.remove_node(node_id)
             await plug.stop()
+
+
+async def test_unknown_malformed_and_slow_server_messages(virtual_plug: BedPlug, caplog) -> None:
+    """Through a proxy: events this client does not know, messages that are not JSON or not
+    objects, answers to requests nobody made, and a server that answers seconds late. The
+    reader keeps (or regains) its connection and values keep flowing, without duplicates."""
+    bed, mac = virtual_plug, virtual_plug.mac
+    proxy = FaultProxy(bed.server.url)
+    await proxy.start()
+    config = make_config(
+        {
+            "house": "home",
+            "devices": [{"device_id": mac, "room": "r", "shelf": "s", "device": "tv"}],
+            "matter": {"url": proxy.url},
+        },
+        poll={"interval": 1, "timeout": 5},
+        prometheus={"host": "127.0.0.1", "port": 0},
+    )
+    try:
+        async with running(config) as port:
+
+            def power() -> float | None:
+                return value(port, "tplink_matter_power_watts", device_id=mac)
+
+            await wait_until(lambda: power() is not None, 30, "first power value")
+            junk = [
+                '{"event": "a_future_event", "data": {"node_id": 1}}',
+                '{"event": "attribute_updated", "data": [999, "1/2/3"]}',
+                '{"message_id": "nobody-asked", "result": {"x": 1}}',
+                '{"message_id": "nobody-asked", "error_code": 1, "details": "?"}',
+                "[1, 2, 3]",
+                "{not json",
+            ]
+            for n, text in enumerate(junk):
+                assert await proxy.inject(text) in (0, 1)
+                bed.values.power_w = 30.0 + n
+                await wait_until(lambda n=n: power() == 30.0 + n, 30, f"values after {text!r}")
+            proxy.delay_s = 2.0  # a slow server: every answer and event 2 s late
+            bed.values.power_w = 41.5
+            await wait_until(lambda: power() == 41.5, 30, "values from a slow server")
+            proxy.delay_s = 0.0
+            bed.values.power_w = 42.5
+            await wait_until(lambda: power() == 42.5, 30, "values after the server sped up")
+            s = scrape(port)
+            assert len(find(s, "tplink_matter_power_watts")) == 1
+            assert one(s, "otelpower_matter_server_connected") == 1
+    finally:
+        await proxy.stop()
+    assert "Traceback" not in caplog.text
