@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 
@@ -171,3 +172,38 @@ async def test_flapping_plug_does_not_flood_the_log(simulator, caplog) -> None:
         await reader.close()
     last = [r.getMessage() for r in caplog.records if name in r.getMessage()][-1]
     assert "[16 state changes not logged: flapping]: error" in last, last
+
+
+async def test_strip_with_a_huge_number_of_outlets(simulator, tmp_path) -> None:
+    """A strip claiming 200 outlets: read per outlet (or failed cleanly), in bounded time,
+    without holding up the plug beside it."""
+    dump = json.loads(PROFILES["hs300_xor"].read_text())
+    info = dump["system"]["get_sysinfo"]
+    first = info["children"][0]
+    info["children"] = [
+        {**first, "alias": f"Outlet {i + 1}", "id": f"{i:02d}"} for i in range(OUTLETS)
+    ]
+    info["child_num"] = OUTLETS
+    path = tmp_path / "hs300_huge.json"
+    path.write_text(json.dumps(dump))
+    strip, plug = await simulator.start([PlugOptions(path), PlugOptions(PROFILES["p110_klap"])])
+    reader = NativeReader(make_config(simulator.config_dict(), poll={"timeout": 10}))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        await reader.poll_all()
+        await reader.poll_all()
+    finally:
+        await reader.close()
+    assert loop.time() - started < 20
+    assert reader.store.get(plug.mac).up
+    snap = reader.store.get(strip.mac)
+    if snap.up:
+        outlets = [r for r in snap.readings if r.outlet]
+        assert len(outlets) == OUTLETS
+        assert all("power_watts" in r.values for r in outlets)
+    else:
+        assert snap.status in (DeviceStatus.ERROR, DeviceStatus.TIMEOUT) and snap.detail
+
+
+OUTLETS = 200
