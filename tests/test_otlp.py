@@ -32,6 +32,22 @@ def summarize(requests: list[pb.ExportMetricsServiceRequest]) -> tuple[dict, set
     return resource, names
 
 
+def native_telemetry(store: SnapshotStore, prometheus_host: str | None):
+    """Telemetry as the app builds it for a native reader over ``store`` (export every 0.2 s)."""
+    resource = make_resource(house="home", protocol="native", instance_id="home-native")
+    telemetry = start_telemetry(
+        resource, prometheus_host=prometheus_host, prometheus_port=0, export_interval_s=0.2
+    )
+    register_device_metrics(
+        telemetry.provider.get_meter("otelpower"),
+        store,
+        vendor="tplink",
+        protocol="native",
+        quantities=NATIVE_QUANTITIES,
+    )
+    return telemetry
+
+
 def run_provider(env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -41,17 +57,7 @@ def run_provider(env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
             PLUG, LABELS, DeviceStatus.OK, {"model": "P110"}, (Reading({"power_watts": 7.0}),)
         )
     )
-    resource = make_resource(house="home", protocol="native", instance_id="home-native")
-    telemetry = start_telemetry(
-        resource, prometheus_host=None, prometheus_port=0, export_interval_s=0.2
-    )
-    register_device_metrics(
-        telemetry.provider.get_meter("otelpower"),
-        store,
-        vendor="tplink",
-        protocol="native",
-        quantities=NATIVE_QUANTITIES,
-    )
+    telemetry = native_telemetry(store, None)
     assert telemetry.otlp_enabled
     return telemetry
 
@@ -118,17 +124,7 @@ async def test_pull_and_otlp_share_one_reader(receiver: Receiver) -> None:
         PLUG, LABELS, DeviceStatus.OK, {"model": "P110"}, (Reading({"power_watts": 7.0}),)
     )
     store.put(snapshot)
-    resource = make_resource(house="home", protocol="native", instance_id="home-native")
-    telemetry = start_telemetry(
-        resource, prometheus_host="127.0.0.1", prometheus_port=0, export_interval_s=0.2
-    )
-    register_device_metrics(
-        telemetry.provider.get_meter("otelpower"),
-        store,
-        vendor="tplink",
-        protocol="native",
-        quantities=NATIVE_QUANTITIES,
-    )
+    telemetry = native_telemetry(store, "127.0.0.1")
     try:
         assert len(telemetry.provider._metric_readers) == 1
         await wait_for(lambda: ("tplink_native_power_watts", PLUG, 7.0, 0) in last_points(receiver))
