@@ -37,7 +37,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(BIN)/otelpower: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --extra all --python $(PYTHON)
 	@touch $@
 
 setup: $(BIN)/otelpower matter-deps

@@ -3,7 +3,7 @@
 ``bench_stale``: one emulated P110 (KLAP) plug served in this process -> an ``otelpower run``
 process (``python -m otelpower.cli``; poll interval 1 s, poll timeout 2 s, backoff_max 1 s,
 OTLP/gRPC export interval 1 s, stale markers on) -> build/otelcol-otelpower on
-collector-config/config.yaml (tests/pipeline's COLLECTOR_TEST_ENV: batch 200 ms, WAL flush
+collector-config/config.yaml (harness/backends.py COLLECTOR_TEST_ENV: batch 200 ms, WAL flush
 200 ms) -> VictoriaMetrics (``-search.latencyOffset=1s``, cache off). The plug goes offline
 (``Fault.OFFLINE``: sockets closed; python-kasa retries the refused KLAP connection, so the poll
 fails only at the 2 s poll timeout, as with a real plug that stops answering); we time until
@@ -13,7 +13,7 @@ and from a VictoriaMetrics instant query at now (no ``time`` parameter: this VM 
 is awaited in both before the next outage; each outage starts at another phase of the poll.
 
 ``bench_matter``: python-matter-server and a matter.js virtual plug (otelpower/sim), read by
-otelpower's MatterReader in this process (``app.start`` + ``reader.run()``, as tests/matter
+otelpower's MatterReader in this process (``app.Runtime``, as tests/matter
 do; poll interval 1 s). A new power value is pushed to the plug at once (``feed_now``, not the
 0.5 s feed tick); we time until /metrics shows it (polled every 20 ms). Skipped when the Matter
 test bed is not installed or UDP port 5540 is taken.
@@ -41,19 +41,14 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from figures import Figure, log
 
+from harness.backends import COLLECTOR_BINARY, VM_BINARY, Collector, VictoriaMetrics
+from harness.ports import free_port
+from harness.processes import Process, http_get
+from harness.wait import wait_for
 from otelpower import app
 from otelpower.config import parse_config
+from otelpower.config.yamlsource import YamlDoc
 from otelpower.sim import Fault, PlugOptions, Simulator, builtin_profiles
-from otelpower.yamlsource import YamlDoc
-from tests.pipeline.conftest import (
-    COLLECTOR_BINARY,
-    VM_BINARY,
-    Collector,
-    Process,
-    VictoriaMetrics,
-    free_port,
-    http_get,
-)
 
 NATIVE_POWER = "tplink_native_power_watts"
 MATTER_POWER = "tplink_matter_power_watts"
@@ -105,12 +100,8 @@ def metric_value(port: int, name: str, device_id: str) -> float | None:
 async def until(
     check: Callable[[], Any], every: float, what: str, timeout: float = WAIT_S
 ) -> float:
-    """Run the blocking ``check`` in a thread every ``every`` s until truthy; that moment."""
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(check):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout}s")
-        await asyncio.sleep(every)
+    """harness.wait.wait_for on a blocking ``check`` every ``every`` s; the moment it held."""
+    await wait_for(check, timeout, every, what, in_thread=True)
     return time.monotonic()
 
 
@@ -225,8 +216,7 @@ async def bench_matter(repeats: int = 5) -> list[Figure]:
         tmp = Path(tmpdir)
         server = MatterServerProcess(tmp / "matter-server")
         plug = VirtualMatterPlug(mac=mac, sample=lambda: values, storage_dir=tmp / "plug")
-        tasks: list[asyncio.Task[None]] = []
-        telemetry = None
+        running = contextlib.AsyncExitStack()
         try:
             await server.start()
             await plug.start()
@@ -241,10 +231,8 @@ async def bench_matter(repeats: int = 5) -> list[Figure]:
                 "prometheus": {"host": "127.0.0.1", "port": 0},
             }
             config = parse_config(YamlDoc(source="<bench>", data=data), {})
-            readers = app.build_readers(config, "matter")
-            telemetry = app.start(config, "matter", readers, None)
-            tasks = [asyncio.create_task(r.run()) for r in readers]
-            port = telemetry.prometheus_port
+            runtime = await running.enter_async_context(app.Runtime(config, "matter"))
+            port = runtime.prometheus_port
             assert port is not None
 
             def shows(watts: float) -> Callable[[], bool]:
@@ -261,11 +249,7 @@ async def bench_matter(repeats: int = 5) -> list[Figure]:
                 delays.append(await until(shows(watts), 0.02, f"power {watts} W") - t0)
                 log(f"matter {i + 1}/{repeats}: {watts} W on /metrics after {delays[-1]:.3f}s")
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if telemetry is not None:
-                await asyncio.to_thread(telemetry.shutdown)
+            await running.aclose()
             await plug.stop()
             await server.stop()
     log(f"matter: {repeats} changes in {time.monotonic() - began:.1f}s")

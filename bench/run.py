@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import statistics
@@ -32,9 +33,9 @@ from scrape import body_size, percentile, scrape
 
 from otelpower import app, eventloop
 from otelpower.config import Config, parse_config
-from otelpower.model import DeviceStatus
-from otelpower.readers.native import NativeReader
-from otelpower.yamlsource import YamlDoc
+from otelpower.config.yamlsource import YamlDoc
+from otelpower.core.model import DeviceStatus
+from otelpower.readers.native.reader import NativeReader
 
 
 def make_config(data: dict[str, Any], **poll: Any) -> Config:
@@ -135,9 +136,9 @@ class Running:
             OTEL_METRIC_EXPORT_INTERVAL=str(int(self.interval_s * 1000)),
         )
         config = make_config(data, interval=self.interval_s)
-        self.reader = NativeReader(config)
-        self.telemetry = app.start(config, "native", [self.reader], port=0)
-        self.task = asyncio.create_task(self.reader.run())
+        self.running = contextlib.AsyncExitStack()
+        runtime = await self.running.enter_async_context(app.Runtime(config, "native", port=0))
+        self.reader, self.telemetry = runtime.reader(), runtime.telemetry
         self.url = f"http://127.0.0.1:{self.telemetry.prometheus_port}/metrics"
         for _ in range(600):  # up to 2 minutes for every plug to answer
             if not not_ok(self.reader):
@@ -147,9 +148,7 @@ class Running:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-        await asyncio.to_thread(self.telemetry.shutdown)
+        await self.running.aclose()
         self.sink.close()
         await asyncio.to_thread(self.emu.stop)
 

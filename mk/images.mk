@@ -34,7 +34,7 @@ IMAGE_PYTHON ?= $(shell for p in python3.12 $(PYTHON); do \
 	{ command -v "$$p"; break; }; done)
 REQUIREMENTS_LOCK := requirements.lock
 # The same command as `make requirements` (the header of the file records it).
-UV_EXPORT := $(UV) export --frozen --no-dev --no-emit-project --format requirements-txt
+UV_EXPORT := $(UV) export --frozen --no-dev --no-emit-project --extra all --format requirements-txt
 ACTIONLINT_VERSION := 1.7.12
 ACTIONLINT := $(TOOLS)/bin/actionlint
 ACTIONLINT_STAMP := $(TOOLS)/bin/.actionlint-v$(ACTIONLINT_VERSION)

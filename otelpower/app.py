@@ -1,4 +1,8 @@
-"""``otelpower run``: readers + telemetry in one process, until SIGTERM/SIGINT."""
+"""``otelpower run``: readers + telemetry in one process, until SIGTERM/SIGINT.
+
+``Runtime`` starts the chosen readers (otelpower.readers.registry) and the export pipeline
+(otelpower.export) and stops them again; ``run()`` is ``otelpower run`` on top of it.
+"""
 
 from __future__ import annotations
 
@@ -6,76 +10,127 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Protocol
+from dataclasses import dataclass
 
 from otelpower.config import Config
-from otelpower.metrics import Quantity, register_device_metrics
-from otelpower.model import SnapshotStore
-from otelpower.selfmetrics import SelfMetrics
-from otelpower.telemetry import Telemetry, make_resource, start_telemetry
+from otelpower.core.model import SnapshotStore
+from otelpower.export.instruments import register_device_metrics
+from otelpower.export.pipeline import Telemetry, make_resource, start_telemetry
+from otelpower.export.selfmetrics import SelfMetrics
+from otelpower.readers import registry
+from otelpower.readers.base import Reader, ReaderSpec
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("native", "matter", "all")
 SWITCH_INTERVAL_S = 0.001
 
 
-class Reader(Protocol):
-    """What every reader module provides (see otelpower/readers/)."""
-
-    vendor: str
-    protocol: str
-    quantities: tuple[Quantity, ...]
-    store: SnapshotStore
-    self_metrics: SelfMetrics
-
-    async def run(self) -> None: ...
+def protocols() -> tuple[str, ...]:
+    """The ``--protocol`` choices: every registered reader, and ``all`` of them."""
+    return (*registry.names(), registry.ALL)
 
 
-def build_readers(config: Config, protocol: str) -> list[Reader]:
-    readers: list[Reader] = []
-    if protocol in ("native", "all"):
-        from otelpower.readers.native import NativeReader
-
-        readers.append(NativeReader(config))
-    if protocol in ("matter", "all"):
-        from otelpower.readers.matter import MatterReader
-
-        readers.append(MatterReader(config))
-    return readers
+@dataclass
+class Running:
+    spec: ReaderSpec
+    reader: Reader
 
 
-def start(config: Config, protocol: str, readers: list[Reader], port: int | None) -> Telemetry:
-    # Short GIL turns for the renderer and the thread feeding the /metrics process while the
-    # poller is busy. Set when /metrics was served from a thread here (p99 ~60 ms without it at
-    # 1k plugs); bench/ figures are measured with it; whether it still helps is open (issue 7).
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    resource = make_resource(
-        house=config.house, protocol=protocol, instance_id=config.service_instance_id(protocol)
-    )
-    telemetry = start_telemetry(
-        resource,
-        prometheus_host=config.prometheus_host,
-        prometheus_port=config.prometheus_port if port is None else port,
-        export_interval_s=config.poll_interval,
-    )
-    meter = telemetry.provider.get_meter("otelpower")
-    exporter = telemetry.exporter
-    self_metrics = SelfMetrics(meter, (lambda: exporter) if exporter is not None else None)
-    for reader in readers:
-        reader.self_metrics = self_metrics
-        telemetry.watch(reader.store)
-        register_device_metrics(
-            meter,
-            reader.store,
-            vendor=reader.vendor,
-            protocol=reader.protocol,
-            quantities=reader.quantities,
+class Runtime:
+    """The readers ``protocol`` chooses and their telemetry, as one unit.
+
+    ``async with Runtime(config, protocol) as rt:`` builds the readers, starts the telemetry
+    (/metrics, OTLP) and runs every reader as a task; leaving the block cancels them and
+    shuts the telemetry down (flushing OTLP). ``port`` overrides prometheus.port.
+    """
+
+    def __init__(self, config: Config, protocol: str, port: int | None = None) -> None:
+        self.config = config
+        self.protocol = protocol
+        self.port = port
+        self.readers: list[Running] = []
+        self.telemetry: Telemetry | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def prometheus_port(self) -> int | None:
+        return self.telemetry.prometheus_port if self.telemetry else None
+
+    def reader(self, name: str | None = None) -> Reader:
+        """The running reader ``name`` (the only one when None)."""
+        if name is None:
+            (only,) = self.readers
+            return only.reader
+        return next(r.reader for r in self.readers if r.spec.name == name)
+
+    def start(self) -> Telemetry:
+        """Build readers and telemetry without running the readers (see ``__aenter__``)."""
+        # Short GIL turns for the renderer and the thread feeding the /metrics process while
+        # the poller is busy. Set when /metrics was served from a thread here (p99 ~60 ms
+        # without it at 1k plugs); bench/ figures are measured with it; whether it still helps
+        # is open (issue 7).
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        config = self.config
+        telemetry = start_telemetry(
+            make_resource(
+                house=config.house,
+                protocol=self.protocol,
+                instance_id=config.service_instance_id(self.protocol),
+            ),
+            prometheus_host=config.prometheus_host,
+            prometheus_port=config.prometheus_port if self.port is None else self.port,
+            export_interval_s=config.poll_interval,
         )
-        register_self = getattr(reader, "register_self_metrics", None)
-        if register_self is not None:
-            register_self(meter)
-    return telemetry
+        self.telemetry = telemetry
+        try:
+            meter = telemetry.provider.get_meter("otelpower")
+            exporter = telemetry.exporter
+            recorder = SelfMetrics(meter, (lambda: exporter) if exporter is not None else None)
+            for spec in registry.chosen(self.protocol):
+                reader = spec.create(config, SnapshotStore(), recorder)
+                self.readers.append(Running(spec, reader))
+                telemetry.watch(reader.store)
+                register_device_metrics(
+                    meter,
+                    reader.store,
+                    vendor=spec.vendor,
+                    protocol=spec.protocol,
+                    quantities=spec.quantities,
+                )
+                reader.register_metrics(meter)
+        except BaseException:
+            telemetry.shutdown()
+            raise
+        return telemetry
+
+    async def __aenter__(self) -> Runtime:
+        telemetry = self.start()
+        self.tasks = [
+            asyncio.create_task(r.reader.run(), name=f"reader {r.spec.name}") for r in self.readers
+        ]
+        self.tasks.append(asyncio.create_task(_heartbeat(telemetry), name="heartbeat"))
+        telemetry.health.ready = True
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.telemetry is not None:
+            # flushes OTLP: in a thread, as the receiver may be served by this very loop
+            await asyncio.shield(asyncio.to_thread(self.telemetry.shutdown))
+        log.info("otelpower stopped")
+
+    async def wait(self, stop: asyncio.Event) -> None:
+        """Until ``stop`` is set; a reader that dies raises its exception here."""
+        waiter = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([waiter, *self.tasks], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        failed = [t for t in done if t is not waiter and not t.cancelled() and t.exception()]
+        if failed:
+            raise failed[0].exception()  # type: ignore[misc]
 
 
 async def _heartbeat(telemetry: Telemetry) -> None:
@@ -86,31 +141,18 @@ async def _heartbeat(telemetry: Telemetry) -> None:
 
 
 async def run(config: Config, protocol: str, port: int | None = None) -> None:
-    readers = build_readers(config, protocol)
-    telemetry = start(config, protocol, readers, port)
-    log.info(
-        "otelpower: %d device(s)%s, protocol %s, OTLP %s",
-        len(config.owned_devices()),
-        f" (shard {config.shard} of {len(config.devices)})" if config.shard else "",
-        protocol,
-        "on" if telemetry.otlp_enabled else "off (set OTEL_EXPORTER_OTLP_ENDPOINT)",
-    )
+    runtime = Runtime(config, protocol, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(r.run(), name=f"reader {r.protocol}") for r in readers]
-    tasks.append(asyncio.create_task(_heartbeat(telemetry), name="heartbeat"))
-    telemetry.health.ready = True
-    waiter = asyncio.create_task(stop.wait())
-    try:
-        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        failed = [t for t in done if t is not waiter and not t.cancelled() and t.exception()]
-        if failed:
-            raise failed[0].exception()  # type: ignore[misc]
-    finally:
-        for task in (waiter, *tasks):
-            task.cancel()
-        await asyncio.gather(waiter, *tasks, return_exceptions=True)
-        telemetry.shutdown()
-        log.info("otelpower stopped")
+    async with runtime:
+        assert runtime.telemetry is not None
+        log.info(
+            "otelpower: %d device(s)%s, protocol %s, OTLP %s",
+            len(config.owned_devices()),
+            f" (shard {config.shard} of {len(config.devices)})" if config.shard else "",
+            protocol,
+            "on" if runtime.telemetry.otlp_enabled else "off (set OTEL_EXPORTER_OTLP_ENDPOINT)",
+        )
+        await runtime.wait(stop)

@@ -3,44 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 import urllib.request
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import wait_for
-from tests.promtext import find, scrape
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@asynccontextmanager
-async def process(*args: str, env: dict[str, str] | None = None) -> AsyncIterator:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "otelpower.cli",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+from harness.ports import free_port
+from harness.processes import cli_process as process
+from harness.promtext import find, scrape
+from harness.wait import wait_for
 
 
 async def test_sim_then_run_shows_changing_values(tmp_path: Path) -> None:

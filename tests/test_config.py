@@ -9,6 +9,7 @@ import pytest
 
 from otelpower.cli import main
 from otelpower.config import ConfigError, load_config, normalize_mac
+from otelpower.readers.native.settings import credentials
 
 GOOD = """\
 house: home
@@ -61,8 +62,9 @@ def test_good_config_and_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD), {})
     (dev,) = config.devices
     assert dev.device_id == "48:22:54:00:00:01"
-    assert dev.native and dev.native.host == "192.168.1.20" and dev.native.port is None
-    assert dev.matter_node_id == 5
+    target = dev.section("native")
+    assert target and target.host == "192.168.1.20" and target.port is None
+    assert dev.section("matter") == 5
     assert config.prometheus_port == 9464
     assert config.poll_interval == 15.0
     assert config.service_instance_id("native") == "home-native"
@@ -92,8 +94,8 @@ def test_env_expansion_and_credentials(tmp_path: Path) -> None:
         + 'credentials:\n  username: ${U}\n  password: ${P}\nprometheus: {port: "${PORT:-9999}"}\n'
     )
     config = load_config(write(tmp_path, text), {"U": "me@example.com", "P": "s3cret!"})
-    assert config.credentials.username == "me@example.com"
-    assert config.credentials.password == "s3cret!"
+    assert credentials(config).username == "me@example.com"
+    assert credentials(config).password == "s3cret!"
     assert "s3cret" not in repr(config)
     assert config.prometheus_host == "0.0.0.0"
     assert config.prometheus_port == 9999
@@ -101,14 +103,14 @@ def test_env_expansion_and_credentials(tmp_path: Path) -> None:
 
 def test_credentials_default_to_kasa_env(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD), {"KASA_USERNAME": "a", "KASA_PASSWORD": "b"})
-    assert (config.credentials.username, config.credentials.password) == ("a", "b")
+    assert (credentials(config).username, credentials(config).password) == ("a", "b")
 
 
 def test_secret_file(tmp_path: Path) -> None:
     secret = tmp_path / "password"
     secret.write_text("from-file\n")
     text = GOOD + f"credentials:\n  password_file: {secret}\n"
-    assert load_config(write(tmp_path, text), {}).credentials.password == "from-file"
+    assert credentials(load_config(write(tmp_path, text), {})).password == "from-file"
 
 
 def test_literal_password_is_refused_without_echo(tmp_path: Path) -> None:

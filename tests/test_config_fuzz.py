@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otelpower.config import load_config
-from otelpower.yamlsource import ConfigError
+from otelpower.config.yamlsource import ConfigError
 
 KEYS = [
     "house", "devices", "device_id", "room", "shelf", "device", "native", "host", "port",

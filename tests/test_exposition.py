@@ -12,9 +12,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
-from otelpower.exposition import CachedExposition
-from otelpower.httpserver import Health, serve
-from otelpower.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
+from harness.wait import wait_for_sync
+from otelpower.core.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
+from otelpower.export.exposition import CachedExposition
+from otelpower.export.httpserver import Health, serve
 
 
 class SlowCollector:
@@ -51,13 +52,6 @@ def get(url: str, **headers: str) -> tuple[float, bytes, dict[str, str]]:
         return time.perf_counter() - started, body, dict(resp.headers)
 
 
-def wait_until(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 def test_scrapes_do_not_wait_for_rendering(endpoint) -> None:
     slow, exposition, url = endpoint
     get(url + "/metrics")  # first rendering exists
@@ -71,7 +65,7 @@ def test_changes_reach_the_endpoint_and_gzip_matches(endpoint) -> None:
     slow, exposition, url = endpoint
     slow.value = 42.0
     exposition.invalidate()
-    wait_until(lambda: b"slow_value 42.0" in get(url + "/metrics")[1])
+    wait_for_sync(lambda: b"slow_value 42.0" in get(url + "/metrics")[1], 5, 0.02)
     _, plain, _ = get(url + "/metrics")
     _, zipped, headers = get(url + "/metrics", **{"Accept-Encoding": "gzip"})
     assert headers["Content-Encoding"] == "gzip"

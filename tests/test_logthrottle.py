@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from otelpower.logthrottle import LogThrottle
+from otelpower.core.logthrottle import LogThrottle
 
 
 def test_burst_then_window() -> None:

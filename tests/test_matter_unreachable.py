@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from otelpower.model import DeviceStatus
-from otelpower.readers.matter import MatterReader, redact_url
-from tests.conftest import make_config, wait_for
-from tests.test_cli_processes import free_port
+from harness.ports import free_port
+from harness.wait import wait_for
+from otelpower.core.model import DeviceStatus
+from otelpower.readers.matter.reader import MatterReader, redact_url
+from tests.conftest import make_config
 
 
 async def test_unreachable_server_is_reported_once(caplog) -> None:

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from otelpower.readers import matter_values as mv
+from otelpower.readers.matter import values as mv
 
 MAC = bytes.fromhex("482254aa0001")
 

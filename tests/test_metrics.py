@@ -7,13 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from otelpower import plausible
-from otelpower.httpserver import Health
-from otelpower.metrics import NATIVE_QUANTITIES, register_device_metrics
-from otelpower.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
-from otelpower.telemetry import Telemetry, make_resource, start_telemetry
-from tests.promtext import find, one
-from tests.promtext import scrape_fresh as scrape
+from harness.promtext import find, one
+from harness.promtext import scrape_fresh as scrape
+from harness.wait import wait_for_sync
+from otelpower.core import plausible
+from otelpower.core.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
+from otelpower.export.httpserver import Health
+from otelpower.export.instruments import register_device_metrics
+from otelpower.export.pipeline import Telemetry, make_resource, start_telemetry
+from otelpower.readers.native.spec import SPEC as NATIVE
 
 LABELS = {"house": "home", "room": "living", "shelf": "rack", "device": "tv"}
 INFO = {"model": "P110", "firmware": "1.2.3", "transport": "KLAP v2"}
@@ -32,7 +34,7 @@ def endpoint() -> Iterator[tuple[SnapshotStore, Telemetry]]:
     )
     meter = telemetry.provider.get_meter("otelpower")
     register_device_metrics(
-        meter, store, vendor="tplink", protocol="native", quantities=NATIVE_QUANTITIES
+        meter, store, vendor="tplink", protocol="native", quantities=NATIVE.quantities
     )
     yield store, telemetry
     telemetry.shutdown()
@@ -122,20 +124,14 @@ def test_health_endpoints(endpoint) -> None:
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode()
 
-    def until(condition) -> None:  # health reaches the endpoint process within ~1 s
-        deadline = time.monotonic() + 5
-        while not condition():
-            assert time.monotonic() < deadline, "health did not reach the endpoint"
-            time.sleep(0.05)
-
     assert get("/healthz")[0] == 200
     assert get("/readyz") == (503, "readers not started\n")
     telemetry.health.ready = True
-    until(lambda: get("/readyz")[0] == 200)
+    wait_for_sync(lambda: get("/readyz")[0] == 200, 5, what="health reaches the endpoint")
     telemetry.health.beat()
     assert get("/healthz")[0] == 200
     telemetry.health.last_beat = time.monotonic() - 31  # no tick for 31 s
-    until(lambda: get("/healthz")[0] == 503)
+    wait_for_sync(lambda: get("/healthz")[0] == 503, 5, what="health reaches the endpoint")
     assert "stalled" in get("/healthz")[1]
 
 

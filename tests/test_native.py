@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.promtext import find, one, scrape
+from harness.wait import wait_for
 from otelpower import app
-from otelpower.model import DeviceStatus
-from otelpower.readers.native import NativeReader
+from otelpower.core.model import DeviceStatus
+from otelpower.readers.native.reader import NativeReader
 from otelpower.sim import Fault, PlugOptions, builtin_profiles
-from tests.conftest import make_config, wait_for
-from tests.promtext import find, one, scrape
+from tests.conftest import make_config
 
 PROFILES = {p.stem: p for p in builtin_profiles()}
 TRANSPORTS = {"KLAP v2", "KLAP v1", "AES", "XOR"}
@@ -88,11 +89,8 @@ async def test_offline_vanishes_from_metrics_and_recovers(simulator) -> None:
         [PlugOptions(PROFILES["p110_klap"]), PlugOptions(PROFILES["kp115_xor"])]
     )
     config = make_config(simulator.config_dict(), prometheus={"host": "127.0.0.1", "port": 0})
-    readers = app.build_readers(config, "native")
-    telemetry = app.start(config, "native", readers, None)
-    task = asyncio.create_task(readers[0].run())
-    port = telemetry.prometheus_port
-    try:
+    async with app.Runtime(config, "native") as runtime:
+        port = runtime.prometheus_port
 
         def power(plug) -> dict:
             return find(scrape(port), "tplink_native_power_watts", device_id=plug.mac)
@@ -115,10 +113,6 @@ async def test_offline_vanishes_from_metrics_and_recovers(simulator) -> None:
         victim.fault = Fault.NONE
         await wait_for(lambda: power(victim), timeout=15)
         assert one(scrape(port), "tplink_native_up", device_id=victim.mac) == 1
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        telemetry.shutdown()
 
 
 async def test_slow_plug_does_not_delay_others(simulator) -> None:

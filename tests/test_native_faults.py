@@ -9,13 +9,14 @@ import math
 
 import pytest
 
+from harness.promtext import find, one, scrape
+from harness.wait import wait_for
 from otelpower import app
-from otelpower.logthrottle import LogThrottle
-from otelpower.model import DeviceStatus
-from otelpower.readers.native import NativeReader
+from otelpower.core.logthrottle import LogThrottle
+from otelpower.core.model import DeviceStatus
+from otelpower.readers.native.reader import NativeReader
 from otelpower.sim import Fault, PlugOptions, builtin_profiles
-from tests.conftest import make_config, wait_for
-from tests.promtext import find, one, scrape
+from tests.conftest import make_config
 
 PROFILES = {p.stem: p for p in builtin_profiles()}
 SPOILED = [Fault.GARBAGE, Fault.MALFORMED, Fault.TRUNCATED, Fault.WRONG_KEY]
@@ -70,11 +71,8 @@ async def test_dropped_values_on_metrics(simulator) -> None:
     )
     bad.device.overrides = {"power_mw": -1, "voltage_mv": 10**12}
     config = make_config(simulator.config_dict(), prometheus={"host": "127.0.0.1", "port": 0})
-    readers = app.build_readers(config, "native")
-    telemetry = app.start(config, "native", readers, None)
-    task = asyncio.create_task(readers[0].run())
-    port = telemetry.prometheus_port
-    try:
+    async with app.Runtime(config, "native") as runtime:
+        port = runtime.prometheus_port
         dropped = "otelpower_values_dropped_total"
 
         def ready() -> dict:
@@ -91,10 +89,6 @@ async def test_dropped_values_on_metrics(simulator) -> None:
         assert one(s, "tplink_native_current_amperes", device_id=bad.mac) >= 0
         assert one(s, "tplink_native_up", device_id=bad.mac) == 1
         assert find(s, "tplink_native_power_watts", device_id=good.mac)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        telemetry.shutdown()
 
 
 @pytest.mark.parametrize("profile", ["p110_klap", "p110_aes", "kp115_xor"])
@@ -155,7 +149,7 @@ async def test_flapping_plug_does_not_flood_the_log(simulator, caplog) -> None:
     )
     reader = NativeReader(make_config(simulator.config_dict()))
     now = [0.0]
-    reader.log_throttle = LogThrottle(burst=3, window_s=300, clock=lambda: now[0])
+    reader.publisher.log_throttle = LogThrottle(burst=3, window_s=300, clock=lambda: now[0])
     caplog.set_level(logging.INFO, logger="otelpower")
     name = f"({flapper.mac},"
     try:

@@ -6,9 +6,10 @@ import pytest
 from kasa.exceptions import AuthenticationError, KasaException, UnsupportedDeviceError
 from kasa.exceptions import TimeoutError as KasaTimeout
 
-from otelpower.model import DeviceStatus
-from otelpower.readers.kasa_discovery import parse_reply
-from otelpower.readers.native import NativeReader, classify
+from otelpower.core.model import DeviceStatus
+from otelpower.readers.native.discovery import parse_reply
+from otelpower.readers.native.errors import classify
+from otelpower.readers.native.reader import NativeReader
 from tests.conftest import make_config
 
 

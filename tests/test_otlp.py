@@ -12,10 +12,12 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as pb_grpc
 
-from otelpower.metrics import NATIVE_QUANTITIES, register_device_metrics
-from otelpower.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
-from otelpower.telemetry import make_resource, otlp_exporter, start_telemetry
-from tests.conftest import Receiver, wait_for
+from harness.otlp import Receiver
+from harness.wait import wait_for
+from otelpower.core.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
+from otelpower.export.instruments import register_device_metrics
+from otelpower.export.pipeline import make_resource, otlp_exporter, start_telemetry
+from otelpower.readers.native.spec import SPEC as NATIVE
 
 PLUG = "48:22:54:00:00:01"
 LABELS = {"house": "home", "room": "r", "shelf": "s", "device": "d", "device_id": PLUG}
@@ -43,7 +45,7 @@ def native_telemetry(store: SnapshotStore, prometheus_host: str | None):
         store,
         vendor="tplink",
         protocol="native",
-        quantities=NATIVE_QUANTITIES,
+        quantities=NATIVE.quantities,
     )
     return telemetry
 

@@ -7,11 +7,9 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otelpower import plausible
-from otelpower.metrics import QUANTITIES
-from otelpower.model import DeviceSnapshot, DeviceStatus
-from otelpower.plausible import Unreadable
-from otelpower.selfmetrics import SelfMetrics
+from otelpower.core import plausible
+from otelpower.core.plausible import Unreadable
+from otelpower.core.quantities import QUANTITIES
 
 ANY_VALUE = st.one_of(
     st.none(),
@@ -69,17 +67,3 @@ def test_every_value_is_kept_in_bounds_or_dropped_with_a_reason(raw: dict) -> No
     dropped = {d.key for d in r.dropped}
     assert not dropped & set(r.values)
     assert set(r.values) | dropped == {k for k, v in raw.items() if v is not None}
-
-
-def test_drops_are_logged_once_per_kind(caplog) -> None:
-    metrics = SelfMetrics()
-    snap = DeviceSnapshot(
-        "AA", {}, DeviceStatus.OK, readings=(plausible.reading({"power_watts": -1}),)
-    )
-    for _ in range(5):
-        metrics.dropped("native", "AA", "kettle", snap.readings)
-    lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
-    assert lines == [
-        "kettle (AA): power_watts value -1 dropped (negative); further ones are only counted"
-        " in otelpower_values_dropped_total"
-    ]

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import wait_for
-from tests.promtext import find, scrape
-from tests.test_cli_processes import free_port, process
+from harness.ports import free_port
+from harness.processes import cli_process as process
+from harness.promtext import find, scrape
+from harness.wait import wait_for
 
 
 def config_file(tmp_path: Path, port: int) -> Path:

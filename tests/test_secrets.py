@@ -15,9 +15,10 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import wait_for
-from tests.promtext import find, parse
-from tests.test_cli_processes import free_port, process
+from harness.ports import free_port
+from harness.processes import cli_process as process
+from harness.promtext import find, parse
+from harness.wait import wait_for
 
 RIGHT = "pw-" + secrets.token_hex(8)
 WRONG = "pw-" + secrets.token_hex(8)

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from otelpower.sharding import Shard, parse_shard, shard_of
-from tests.conftest import wait_for
-from tests.promtext import find, scrape
-from tests.test_cli_processes import free_port, process
+from harness.ports import free_port
+from harness.processes import cli_process as process
+from harness.promtext import find, scrape
+from harness.wait import wait_for
+from otelpower.config.sharding import Shard, parse_shard, shard_of
 
 
 def macs(n: int, seed: int = 7) -> list[str]:

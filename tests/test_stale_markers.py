@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from otelpower.metrics import NATIVE_QUANTITIES, register_device_metrics
-from otelpower.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
-from otelpower.telemetry import Telemetry, make_resource, start_telemetry
-from tests.conftest import Receiver
+from harness.otlp import Receiver
+from otelpower.core.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
+from otelpower.export.instruments import register_device_metrics
+from otelpower.export.pipeline import Telemetry, make_resource, start_telemetry
+from otelpower.readers.native.spec import SPEC as NATIVE
 
 A, B = "48:22:54:00:00:0a", "48:22:54:00:00:0b"
 
@@ -36,7 +37,7 @@ def pipeline(store: SnapshotStore) -> Telemetry:
         store,
         vendor="tplink",
         protocol="native",
-        quantities=NATIVE_QUANTITIES,
+        quantities=NATIVE.quantities,
     )
     return telemetry
 

@@ -9,9 +9,13 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from otelpower.readers import registry
+
 Points = Sequence[tuple[float, float]]
 
-PROTOCOLS = ("native", "matter")
+# the readers' protocols (registry order: the direct path first); the report compares the
+# native and Matter paths of each plug
+PROTOCOLS = registry.protocols()
 # Readings below this (on both paths) are left out of the relative difference (0 W / 0 W).
 MIN_RELATIVE_W = 1.0
 # Availability closer than this (fraction, i.e. 1 percentage point) counts as a tie.

@@ -11,7 +11,8 @@ from otelpower.compare.query import PromClient, Series, promql_str
 
 # Series that describe the path rather than a measured quantity.
 META_FIELDS = frozenset({"up", "device_info", "device_status"})
-_NAME = re.compile(r"^tplink_(native|matter)_(.+)$")
+_ALTERNATIVES = "|".join(PROTOCOLS)
+_NAME = re.compile(rf"^tplink_({_ALTERNATIVES})_(.+)$")
 
 
 @dataclass
@@ -73,7 +74,7 @@ def collect(
     sel = device_selector(device_ids)
     inner = f",{sel}" if sel else ""
     devices: dict[str, DeviceData] = {}
-    match = f'{{__name__=~"tplink_(native|matter)_.+"{inner}}}'
+    match = f'{{__name__=~"tplink_({_ALTERNATIVES})_.+"{inner}}}'
     for labels in client.series(match, start, end):
         m = _NAME.match(labels.get("__name__", ""))
         device_id = labels.get("device_id", "")
@@ -121,7 +122,7 @@ def _self_metrics(
     sel: str,
 ) -> None:
     w = window(start, end)
-    proto = f'protocol=~"native|matter"{"," + sel if sel else ""}'
+    proto = f'protocol=~"{_ALTERNATIVES}"{"," + sel if sel else ""}'
     buckets = f"increase(otelpower_poll_duration_seconds_bucket{{{proto}}}[{w}])"
     for q, attr in ((0.5, "p50_s"), (0.99, "p99_s")):
         expr = f"histogram_quantile({q}, sum by (protocol, device_id, le) ({buckets}))"

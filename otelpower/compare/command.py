@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 from otelpower.compare.collect import collect
 from otelpower.compare.query import MAX_POINTS, PromClient, QueryError, parse_duration, parse_time
 from otelpower.compare.report import Analysis, analyse, render, summary
+from otelpower.readers.base import Command
 
 EXIT_OK = 0
 EXIT_NO_DATA = 1
@@ -114,3 +116,37 @@ def _draw(analysis: Analysis, out: Path) -> None:
     if devices:
         analysis.availability_chart = "availability.png"
         charts.availability_chart(devices, availability, out / analysis.availability_chart)
+
+
+def _arguments(cmp: argparse.ArgumentParser) -> None:
+    cmp.add_argument("--url", required=True, help="backend, e.g. http://localhost:8428")
+    cmp.add_argument("--start", default="-1h", help="-1h, RFC 3339 or unix seconds")
+    cmp.add_argument("--end", default="now", help="now, -5m, RFC 3339 or unix seconds")
+    cmp.add_argument("--step", default="15s", help="range query resolution (default 15s)")
+    cmp.add_argument(
+        "--device", action="append", default=[], metavar="DEVICE_ID", help="only this MAC"
+    )
+    cmp.add_argument("--out", type=Path, default=Path("compare-report"), metavar="DIR")
+    cmp.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+
+
+def _run(args: argparse.Namespace) -> int:
+    return run(
+        Options(
+            url=args.url,
+            start=args.start,
+            end=args.end,
+            step=args.step,
+            devices=tuple(args.device),
+            out=args.out,
+            timeout=args.timeout,
+        )
+    )
+
+
+COMMAND = Command(
+    "compare",
+    "native vs Matter from VictoriaMetrics/Prometheus: report.md + charts",
+    _arguments,
+    _run,
+)

@@ -1,15 +1,31 @@
-"""Loopback emulator of TP-Link Kasa/Tapo plugs (KLAP v1/v2, AES, XOR) for python-kasa."""
+"""Loopback emulator of TP-Link Kasa/Tapo plugs (KLAP v1/v2, AES, XOR, TPAP) for the readers'
+unmodified client libraries, and a virtual Matter plug (matter.js) mirroring one of them.
 
-from .profile import Profile, load_profile
-from .server import EmulatedPlug, Fault, PlugOptions, Simulator, builtin_profiles, serve
+The names below are imported on first use, so ``import otelpower.sim.command`` (the CLI) needs
+none of the emulator's libraries.
+"""
 
-__all__ = [
-    "EmulatedPlug",
-    "Fault",
-    "PlugOptions",
-    "Profile",
-    "Simulator",
-    "builtin_profiles",
-    "load_profile",
-    "serve",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EmulatedPlug": ".server",
+    "Fault": ".faults",
+    "PlugOptions": ".server",
+    "Simulator": ".server",
+    "builtin_profiles": ".server",
+    "Profile": ".profile",
+    "load_profile": ".profile",
+    "serve": ".serve",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)

@@ -8,12 +8,9 @@ import errno
 import logging
 import random
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
-
-import yaml
+from typing import Any
 
 from otelpower.config import normalize_mac
 
@@ -26,7 +23,7 @@ from .profile import Profile, load_profile
 from .tpap import TpapServer
 from .xor import XorServer
 
-__all__ = ["EmulatedPlug", "Fault", "PlugOptions", "Simulator", "builtin_profiles", "serve"]
+__all__ = ["EmulatedPlug", "Fault", "PlugOptions", "Simulator", "builtin_profiles"]
 
 _LOG = logging.getLogger(__name__)
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -307,83 +304,3 @@ class Simulator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-def format_table(plugs: list[EmulatedPlug]) -> str:
-    """Plain-text table: host, port, mac, model, transport."""
-    rows = [("host", "port", "mac", "model", "transport")]
-    rows += [(p.host, str(p.port), p.mac, p.model, p.transport) for p in plugs]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
-    return "\n".join(line.rstrip() for line in lines)
-
-
-async def serve(
-    profiles: list[Path],
-    count: int = 0,
-    static: bool = False,
-    config_out: Path | None = None,
-    username: str = "",
-    password: str = "",
-    *,
-    matter: bool = False,
-    matter_server: str | None = None,
-    out: TextIO | None = None,
-) -> None:
-    """Run plugs until cancelled: one per profile, or ``count`` over the built-in ones.
-
-    ``matter``: also a virtual Matter plug mirroring the first single plug (see
-    otelpower.sim.matter_mirror), commissioned into ``matter_server`` or a local server.
-    """
-    out = out or sys.stdout
-    if profiles:
-        paths = list(profiles)
-    else:
-        builtin = builtin_profiles()
-        n = count or len(builtin)
-        paths = [builtin[i % len(builtin)] for i in range(n)]
-    options = [
-        PlugOptions(profile=p, username=username, password=password, static=static) for p in paths
-    ]
-    async with contextlib.AsyncExitStack() as stack:
-        sim = await stack.enter_async_context(Simulator())
-        await sim.start(options)
-        data = sim.config_dict()
-        print(format_table(sim.plugs), file=out)
-        if matter:
-            data = await _start_matter_mirror(stack, sim, data, matter_server, out)
-        text = yaml.safe_dump(data, sort_keys=False)
-        if config_out is not None:
-            await asyncio.to_thread(config_out.write_text, text)
-            print(f"\nconfig written to {config_out}", file=out)
-        else:
-            print("\n" + text, file=out)
-        out.flush()
-        await asyncio.Event().wait()
-
-
-async def _start_matter_mirror(
-    stack: contextlib.AsyncExitStack,
-    sim: Simulator,
-    data: dict[str, Any],
-    server_url: str | None,
-    out: TextIO,
-) -> dict[str, Any]:
-    import tempfile
-
-    from .matter_mirror import matter_mirror
-
-    native = next((p for p in sim.plugs if not p.children and p.transport != "TPAP"), None)
-    if native is None:
-        raise ValueError("--matter needs at least one single (non-strip) plug to mirror")
-    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="otelpower-matter-")))
-    mirror = await stack.enter_async_context(matter_mirror(native, workdir, server_url))
-    for device in data["devices"]:
-        if device["device_id"] == native.mac:
-            device["matter"] = {"node_id": mirror.node_id}
-    print(
-        f"\nvirtual Matter plug mirrors {native.mac} ({native.model}): node {mirror.node_id}"
-        f" on {mirror.url}",
-        file=out,
-    )
-    return {**data, "matter": {"url": mirror.url}}

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.backends import VictoriaMetrics
+from harness.wait import wait_for
 from otelpower import app, cli
 from otelpower.sim import PlugOptions, builtin_profiles
 from otelpower.sim.faults import Fault
 from tests.conftest import make_config
-from tests.pipeline.conftest import VictoriaMetrics
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -35,14 +36,6 @@ def matter_bed_missing() -> list[str]:
     from tests.matter.conftest import _missing
 
     return _missing()
-
-
-async def poll_until(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(check):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        await asyncio.sleep(0.3)
 
 
 def summary_row(report: str, device_id: str) -> list[str]:
@@ -76,12 +69,9 @@ async def test_compare_report_from_the_real_pipeline(
         )
         device = config.device(mac)
         assert device is not None
-        readers = app.build_readers(config, "all")
         start = time.time()
-        telemetry = app.start(config, "all", readers, None)
-        tasks = [asyncio.create_task(r.run()) for r in readers]
-        try:
-            await poll_until(lambda: vm.query(both_up), 30, "both paths up in VictoriaMetrics")
+        async with app.Runtime(config, "all"):
+            await wait_for(lambda: vm.query(both_up), 30, 0.3, "both paths up", in_thread=True)
             await asyncio.sleep(STEADY_S)
             # The plug goes away on both paths, then comes back.
             plug.fault = Fault.OFFLINE
@@ -89,14 +79,9 @@ async def test_compare_report_from_the_real_pipeline(
             await asyncio.sleep(OFFLINE_S)
             plug.fault = Fault.NONE
             await mirror.plug.start()
-            await poll_until(lambda: vm.query(both_up), 60, "both paths up again")
+            await wait_for(lambda: vm.query(both_up), 60, 0.3, "both up again", in_thread=True)
             await asyncio.sleep(STEADY_S)
             end = time.time() - 1.0  # VictoriaMetrics' latency offset
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.to_thread(telemetry.shutdown)
     await asyncio.sleep(otlp_env + 1)
     vm.flush()
 

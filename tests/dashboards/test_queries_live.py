@@ -15,17 +15,18 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from harness.backends import VictoriaMetrics
+from harness.ports import free_port
+from harness.wait import wait_for
 from otelpower import app
 from otelpower.sim import PlugOptions, builtin_profiles
 from otelpower.sim.faults import Fault
 from tests.conftest import make_config
-from tests.pipeline.conftest import VictoriaMetrics, free_port
 
 from .helpers import RULES_FILE, expand, generator, targets, variable_queries
 
@@ -46,14 +47,6 @@ def declared_labels() -> dict[str, frozenset[str]]:
     module = generator()
     module.render()
     return module.LABELS
-
-
-async def poll_until(check, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(check):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met within {timeout}s")
-        await asyncio.sleep(0.5)
 
 
 async def test_every_query_returns_data(
@@ -92,29 +85,26 @@ async def test_every_query_returns_data(
             poll={"interval": 1, "timeout": 2},
             prometheus={"host": "127.0.0.1", "port": 0},
         )
-        readers = app.build_readers(config, "all")
-        telemetry = app.start(config, "all", readers, None)
-        tasks = [asyncio.create_task(r.run()) for r in readers]
-        try:
+        async with app.Runtime(config, "all"):
             vm = victoria_metrics
-            await poll_until(
+            await wait_for(
                 lambda: vm.query("tplink_matter_power_watts") and vm.query("tplink_native_up == 0"),
                 timeout=30,
+                interval=0.5,
+                in_thread=True,
             )
             await asyncio.sleep(DATA_SECONDS)
             problems = await asyncio.to_thread(run_everything, vm, mirrored, plugs)
             # Fallback: the mirrored plug's native path fails; the unified panels (native
             # preferred) now show it from Matter, still once.
             plugs[0].fault = Fault.OFFLINE
-            await poll_until(
-                lambda: vm.query(f'tplink_native_up{{device_id="{mirrored}"}} == 0'), timeout=15
+            await wait_for(
+                lambda: vm.query(f'tplink_native_up{{device_id="{mirrored}"}} == 0'),
+                timeout=15,
+                interval=0.5,
+                in_thread=True,
             )
             problems += await asyncio.to_thread(check_fallback, vm, mirrored)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.to_thread(telemetry.shutdown)
     assert not problems, "\n".join(problems)
 
 

@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 from otelpower.config import load_config
+from otelpower.readers.matter.settings import server_url
+from otelpower.readers.native.settings import credentials
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -371,10 +373,10 @@ def test_exporter_config_is_valid(renders: dict[str, list[dict]], tmp_path: Path
         path = tmp_path / f"{name}.yaml"
         path.write_text(text.replace(SECRET_DIR, str(secrets)))
         cfg = load_config(path, environ={})
-        assert cfg.credentials.username == "user@example.com", name
+        assert credentials(cfg).username == "user@example.com", name
         assert cfg.devices, name
         assert cfg.prometheus_port == 9464, name
-        assert cfg.matter_url == "ws://matter-server:5580/ws", name
+        assert server_url(cfg) == "ws://matter-server:5580/ws", name
 
 
 def test_exporter_commands(renders: dict[str, list[dict]]) -> None:

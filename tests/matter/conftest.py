@@ -26,6 +26,7 @@ import pytest
 import pytest_asyncio
 from matter_server.client import MatterClient
 
+from harness.wait import wait_for
 from otelpower.sim.matter import PLUG_DIR, PlugNetwork, VirtualMatterPlug
 from otelpower.sim.matter_server import (
     PAA_DIR,
@@ -85,12 +86,9 @@ def record(name: str, seconds: float) -> None:
 async def wait_until(
     condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.02
 ) -> float:
-    """Poll ``condition`` until truthy; seconds it took. Fails after ``timeout``."""
+    """harness.wait.wait_for, timed: the seconds the condition took (for ``record``)."""
     t0 = time.monotonic()
-    while not condition():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        await asyncio.sleep(interval)
+    await wait_for(condition, timeout, interval, what)
     return time.monotonic() - t0
 
 

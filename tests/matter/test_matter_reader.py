@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -12,13 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from harness.promtext import find, one, scrape
 from otelpower import app
 from otelpower.config import Config
 from otelpower.sim import PlugOptions, Simulator, builtin_profiles
 from otelpower.sim.matter import VirtualMatterPlug, mirror_relay, mirror_sample
 from otelpower.sim.matter_server import commission, listening_client
 from tests.conftest import make_config
-from tests.promtext import find, one, scrape
 
 from .conftest import BedPlug, record, wait_until
 from .wsproxy import FaultProxy
@@ -40,16 +39,9 @@ def config_for(bed: BedPlug, **device: Any) -> Config:
 @asynccontextmanager
 async def running(config: Config, protocol: str = "matter") -> AsyncIterator[int]:
     """Readers + telemetry as `otelpower run` builds them; yields the /metrics port."""
-    readers = app.build_readers(config, protocol)
-    telemetry = app.start(config, protocol, readers, None)
-    tasks = [asyncio.create_task(r.run()) for r in readers]
-    try:
-        yield telemetry.prometheus_port
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        telemetry.shutdown()
+    async with app.Runtime(config, protocol) as runtime:
+        assert runtime.prometheus_port is not None
+        yield runtime.prometheus_port
 
 
 def series(port: int, name: str, **labels: str) -> dict:

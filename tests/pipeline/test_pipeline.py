@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 
+from harness.backends import Collector, VictoriaMetrics
+from harness.promtext import parse
+from harness.wait import wait_for
 from otelpower import app
 from otelpower.config import Config
-from otelpower.metrics import NATIVE_QUANTITIES
+from otelpower.export.pipeline import Telemetry
+from otelpower.readers.native.spec import SPEC as NATIVE
 from otelpower.sim import PlugOptions, builtin_profiles
-from otelpower.telemetry import Telemetry
 from tests.conftest import make_config
-from tests.pipeline.conftest import Collector, VictoriaMetrics
-from tests.promtext import parse
 
 PROFILES = {p.stem: p for p in builtin_profiles()}
 POWER = "tplink_native_power_watts"
@@ -36,7 +37,7 @@ PIPELINE_LATENCY_S = 2.0
 
 
 def contract_names() -> set[str]:
-    names = {"tplink_native_" + q.key + ("_total" if q.counter else "") for q in NATIVE_QUANTITIES}
+    names = {"tplink_native_" + q.key + ("_total" if q.counter else "") for q in NATIVE.quantities}
     return names | {f"tplink_native_{n}" for n in ("up", "device_info", "device_status")}
 
 
@@ -83,30 +84,10 @@ async def running(simulator, otlp_env: float) -> AsyncIterator[Running]:
         ]
     )
     config = make_config(simulator.config_dict(), prometheus={"host": "127.0.0.1", "port": 0})
-    readers = app.build_readers(config, "native")
     started = time.monotonic()
-    telemetry = app.start(config, "native", readers, None)
-    assert telemetry.otlp_enabled
-    tasks = [asyncio.create_task(r.run()) for r in readers]
-    try:
-        yield Running(config, plugs, telemetry, started)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.to_thread(telemetry.shutdown)
-
-
-async def poll(check, timeout: float, interval: float = 0.2) -> Any:
-    """Run the blocking ``check`` in a thread (the readers share this loop) until truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await asyncio.to_thread(check)
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met within {timeout:.1f}s")
-        await asyncio.sleep(interval)
+    async with app.Runtime(config, "native") as runtime:
+        assert runtime.telemetry and runtime.telemetry.otlp_enabled
+        yield Running(config, plugs, runtime.telemetry, started)
 
 
 def vm_power(vm: VictoriaMetrics) -> dict[frozenset[tuple[str, str]], float]:
@@ -143,7 +124,7 @@ async def test_plug_value_in_victoria_metrics(
         return got if set(got) == set(expected) else None
 
     try:
-        got = await poll(complete, timeout=budget)
+        got = await wait_for(complete, timeout=budget, interval=0.2, in_thread=True)
     except AssertionError:
         got = await asyncio.to_thread(vm_power, victoria_metrics)
         pytest.fail(f"after {budget}s VictoriaMetrics has {got}, expected {expected}")
@@ -177,7 +158,7 @@ async def test_plug_value_on_collector_prometheus_endpoint(
         }
         return got if set(got) == set(expected) else None
 
-    got = await poll(power, timeout=budget)
+    got = await wait_for(power, timeout=budget, interval=0.2, in_thread=True)
     for labels, value in expected.items():
         assert approx(got[labels], value), (dict(labels), got[labels], value)
 

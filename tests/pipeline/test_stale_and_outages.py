@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from harness.backends import Collector, VictoriaMetrics
+from harness.promtext import find, scrape
+from harness.wait import wait_for
 from otelpower import app
 from otelpower.sim import Fault, PlugOptions, builtin_profiles
 from tests.conftest import make_config
-from tests.pipeline.conftest import Collector, VictoriaMetrics
-from tests.pipeline.test_pipeline import poll
-from tests.promtext import find, scrape
 
 PROFILES = {p.stem: p for p in builtin_profiles()}
 POWER = "tplink_native_power_watts"
@@ -34,16 +34,8 @@ async def otelpower(simulator) -> AsyncIterator[tuple]:
         poll={"interval": POLL_S, "timeout": 2},
         prometheus={"host": "127.0.0.1", "port": 0},
     )
-    readers = app.build_readers(config, "native")
-    telemetry = app.start(config, "native", readers, None)
-    tasks = [asyncio.create_task(r.run()) for r in readers]
-    try:
-        yield plugs, readers[0], telemetry
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.to_thread(telemetry.shutdown)
+    async with app.Runtime(config, "native") as runtime:
+        yield plugs, runtime.reader(), runtime.telemetry
 
 
 def power_now(vm: VictoriaMetrics, mac: str) -> list[dict]:
@@ -54,12 +46,16 @@ async def offline_scenario(simulator, vm: VictoriaMetrics, export_s: float) -> t
     """Take the XOR plug offline; (power still at "now" after the bound, seconds waited)."""
     async with otelpower(simulator) as (plugs, _, _):
         victim = plugs[1]
-        await poll(lambda: power_now(vm, victim.mac), 4 * export_s + 5)
+        await wait_for(
+            lambda: power_now(vm, victim.mac), 4 * export_s + 5, interval=0.2, in_thread=True
+        )
         victim.fault = Fault.OFFLINE
         t0 = time.monotonic()
         bound = POLL_S + export_s + BATCH_S + VM_OFFSET_S + 1.0  # +1 s: WAL flush, scheduling
         try:
-            await poll(lambda: not power_now(vm, victim.mac), bound)
+            await wait_for(
+                lambda: not power_now(vm, victim.mac), bound, interval=0.2, in_thread=True
+            )
             gone = True
         except AssertionError:
             gone = False
@@ -88,7 +84,9 @@ async def test_control_without_markers_keeps_the_frozen_value(
 async def test_collector_down_blocks_nothing(simulator, collector: Collector, otlp_env):
     async with otelpower(simulator) as (plugs, reader, telemetry):
         port = telemetry.prometheus_port
-        await poll(lambda: len(find(scrape(port), POWER)) == 2, 10)
+        await wait_for(
+            lambda: len(find(scrape(port), POWER)) == 2, 10, interval=0.2, in_thread=True
+        )
         await asyncio.to_thread(collector.stop)
         before = reader.store.get(plugs[0].mac).updated_at
         t0 = time.monotonic()
@@ -105,7 +103,9 @@ async def test_collector_down_blocks_nothing(simulator, collector: Collector, ot
 async def test_vm_outage_backlog_is_delivered(simulator, victoria_metrics, collector, otlp_env):
     async with otelpower(simulator) as (plugs, _, _):
         mac = plugs[0].mac
-        await poll(lambda: power_now(victoria_metrics, mac), 4 * otlp_env + 5)
+        await wait_for(
+            lambda: power_now(victoria_metrics, mac), 4 * otlp_env + 5, interval=0.2, in_thread=True
+        )
         await asyncio.to_thread(victoria_metrics.stop)
         outage_start = time.time()
         await asyncio.sleep(4 * otlp_env)
@@ -120,7 +120,12 @@ async def test_vm_outage_backlog_is_delivered(simulator, victoria_metrics, colle
             return int(float(result[0]["value"][1])) if result else 0
 
         expected = int((outage_end - outage_start) / otlp_env) - 1
-        count = await poll(lambda: samples_in_outage() >= expected and samples_in_outage(), 40)
+        count = await wait_for(
+            lambda: samples_in_outage() >= expected and samples_in_outage(),
+            40,
+            interval=0.2,
+            in_thread=True,
+        )
         assert count >= expected, (count, expected)
 
 
@@ -139,13 +144,13 @@ async def test_restart_keeps_series_identity(simulator, victoria_metrics, otlp_e
     )
     t0 = time.time()
     for _ in range(2):
-        readers = app.build_readers(config, "native")
-        telemetry = app.start(config, "native", readers, None)
-        task = asyncio.create_task(readers[0].run())
-        await poll(lambda: power_now(victoria_metrics, plugs[0].mac), 4 * otlp_env + 5)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await asyncio.to_thread(telemetry.shutdown)
+        async with app.Runtime(config, "native"):
+            await wait_for(
+                lambda: power_now(victoria_metrics, plugs[0].mac),
+                4 * otlp_env + 5,
+                interval=0.2,
+                in_thread=True,
+            )
     series = victoria_metrics.series(
         f'{{__name__=~"tplink_native_.*",device_id="{plugs[0].mac}"}}', start=t0
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kasa import Module
 
-from otelpower.readers.kasa_values import device_readings
+from otelpower.readers.native.values import device_readings
 from otelpower.sim import PlugOptions, Simulator
 
 from .conftest import FIXTURES

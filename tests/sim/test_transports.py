@@ -14,7 +14,7 @@ from kasa import Credentials, Device, Discover
 from kasa.exceptions import AuthenticationError, KasaException
 
 from otelpower.sim import Fault, PlugOptions, Simulator, load_profile
-from otelpower.sim.server import serve
+from otelpower.sim.serve import serve
 
 from .conftest import PROFILES
 from .helpers import discovered, energy, has_vi

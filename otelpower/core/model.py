@@ -20,13 +20,13 @@ class DeviceStatus(StrEnum):
     OFFLINE = "offline"  # refused, unreachable, not found by discovery
     TIMEOUT = "timeout"  # no answer within the per-device timeout
     AUTH_FAILED = "auth_failed"  # wrong credentials or bound to another account
-    UNSUPPORTED = "unsupported"  # e.g. TPAP firmware python-kasa cannot speak
+    UNSUPPORTED = "unsupported"  # e.g. a transport the client library cannot speak
     ERROR = "error"  # the device answered nonsense
 
 
 @dataclass(frozen=True, slots=True)
 class Dropped:
-    """A value a device sent that is not exported (see otelpower.plausible)."""
+    """A value a device sent that is not exported (see otelpower.core.plausible)."""
 
     key: str
     reason: str

@@ -1,20 +1,18 @@
 """otelpower's own health: poll latency and errors per device, last success, exports.
 
-Readers call ``poll()`` after every poll; everything is in-process bookkeeping (no I/O).
+The PollRecorder of otelpower.core.publisher: every reader's publisher calls ``poll()``
+after every poll; everything is in-process bookkeeping (no I/O).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from otelpower.model import DeviceStatus, Reading
-
-log = logging.getLogger(__name__)
+from otelpower.core.model import DeviceStatus, Reading
 
 #: a poll never outlasts poll.timeout (default 10 s); 9 bounds keep /metrics small at 1k plugs
 POLL_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -27,7 +25,6 @@ class SelfMetrics:
         self, meter: Meter | None = None, exporter_stats: Callable[[], Any] | None = None
     ) -> None:
         self._last_success: dict[tuple[str, str, str], float] = {}
-        self._logged_drops: set[tuple[str, str, str | None, str, str]] = set()
         self._meter = meter
         if meter is None:
             return
@@ -70,26 +67,13 @@ class SelfMetrics:
     def dropped(
         self, protocol: str, device_id: str, device: str, readings: Iterable[Reading]
     ) -> None:
-        """Count the values a poll dropped; log each kind once per device and quantity."""
+        """Count the values a poll dropped (otelpower.core.publisher logs them)."""
+        if self._meter is None:
+            return
+        labels = {"protocol": protocol, "device_id": device_id, "device": device}
         for reading in readings:
             for drop in reading.dropped:
-                seen = (protocol, device_id, reading.outlet, drop.key, drop.reason)
-                if seen not in self._logged_drops:
-                    self._logged_drops.add(seen)
-                    outlet = f" outlet {reading.outlet}" if reading.outlet else ""
-                    log.warning(
-                        "%s (%s)%s: %s value %s dropped (%s); further ones are only counted"
-                        " in otelpower_values_dropped_total",
-                        device,
-                        device_id,
-                        outlet,
-                        drop.key,
-                        drop.shown,
-                        drop.reason,
-                    )
-                if self._meter is not None:
-                    labels = {"protocol": protocol, "device_id": device_id, "device": device}
-                    self._dropped.add(1, {**labels, "quantity": drop.key, "reason": drop.reason})
+                self._dropped.add(1, {**labels, "quantity": drop.key, "reason": drop.reason})
 
     def _observe_last_success(self, _: CallbackOptions) -> Iterable[Observation]:
         for (protocol, device_id, device), at in list(self._last_success.items()):

@@ -23,11 +23,12 @@ from matter_server.common.models import EventType
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otelpower.config import Config, DeviceConfig
-from otelpower.logthrottle import LogThrottle
-from otelpower.metrics import MATTER_QUANTITIES, Quantity
-from otelpower.model import DeviceSnapshot, DeviceStatus, SnapshotStore
-from otelpower.readers import matter_values as mv
-from otelpower.selfmetrics import SelfMetrics
+from otelpower.core.model import DeviceStatus, SnapshotStore
+from otelpower.core.publisher import PollRecorder
+from otelpower.readers.base import Reader
+from otelpower.readers.matter import settings
+from otelpower.readers.matter import values as mv
+from otelpower.readers.matter.spec import SPEC
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +52,19 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-class MatterReader:
-    vendor = "tplink"
-    protocol = "matter"
-    quantities: tuple[Quantity, ...] = MATTER_QUANTITIES
-
+class MatterReader(Reader):
     def __init__(
-        self, config: Config, store: SnapshotStore | None = None, *, url: str | None = None
+        self,
+        config: Config,
+        store: SnapshotStore | None = None,
+        *,
+        recorder: PollRecorder | None = None,
+        url: str | None = None,
     ) -> None:
-        self.config = config
-        self.store = store or SnapshotStore()
-        self.self_metrics = SelfMetrics()  # replaced by the app's when metrics are on
-        self.log_throttle = LogThrottle()
-        self._logged: dict[int, DeviceStatus] = {}  # per node: the state the log last showed
-        self._held: dict[int, int] = {}  # per node: state changes since (rate limit)
-        self.url = url or config.matter_url or ""
+        super().__init__(
+            config, protocol=SPEC.protocol, remedies=SPEC.remedies, store=store, recorder=recorder
+        )
+        self.url = url or settings.server_url(config) or ""
         if not self.url:
             raise ValueError(
                 "no Matter server: set matter.url in the config or pass --matter-server"
@@ -76,7 +75,7 @@ class MatterReader:
         self._keys: dict[int, str] = {}  # node id -> store key it publishes under
         self._logged_unmatched: set[int] = set()
         self._by_node_id = {
-            d.matter_node_id: d for d in config.devices if d.matter_node_id is not None
+            node_id: d for d in config.devices if (node_id := settings.node_id(d)) is not None
         }
         self._by_mac = {d.device_id: d for d in config.devices}
         self._server_problem = ""
@@ -85,7 +84,7 @@ class MatterReader:
 
     # -- self-metrics -------------------------------------------------------------------
 
-    def register_self_metrics(self, meter: Meter) -> None:
+    def register_metrics(self, meter: Meter) -> None:
         def connected(_: CallbackOptions) -> Iterable[Observation]:
             yield Observation(1 if self.connected else 0, {"server": redact_url(self.url)})
 
@@ -165,10 +164,15 @@ class MatterReader:
         for key in list(self._keys.values()):
             snap = self.store.get(key)
             if snap is not None and snap.status is not DeviceStatus.OFFLINE:
-                offline = DeviceSnapshot(
-                    snap.device_id, snap.labels, DeviceStatus.OFFLINE, snap.info, (), detail
+                self.publisher.publish(  # the server line below explains it
+                    snap.device_id,
+                    snap.labels,
+                    DeviceStatus.OFFLINE,
+                    who=snap.labels.get("device", snap.device_id),
+                    info=snap.info,
+                    detail=detail,
+                    quiet=True,
                 )
-                self.store.put(offline)
         for dev in self._by_node_id.values():
             self._publish_placeholder(dev, DeviceStatus.OFFLINE, detail)
         if quiet:
@@ -249,7 +253,7 @@ class MatterReader:
             self._untrack(state)
         key = self._keys.pop(node_id, None)
         if key is not None:
-            self.store.remove(key)
+            self.publisher.remove(key)
         dev = self._by_node_id.get(node_id)
         if dev is not None:
             self._publish_placeholder(dev, DeviceStatus.OFFLINE, "node removed from the server")
@@ -287,7 +291,7 @@ class MatterReader:
         snap = self.store.get(self._keys.get(state.node_id, ""))
         if snap is not None:
             device = snap.labels.get("device", "")
-            self.self_metrics.poll(self.protocol, snap.device_id, device, seconds, status)
+            self.publisher.polled(snap.device_id, device, seconds, status)
 
     # -- publishing ---------------------------------------------------------------------
 
@@ -332,32 +336,33 @@ class MatterReader:
         device_id, labels = found
         key = self._keys.setdefault(state.node_id, device_id)
         if key != device_id:  # the node's identity changed (config or MAC): move it
-            self.store.remove(key)
+            self.publisher.remove(key)
             self._keys[state.node_id] = key = device_id
         if state.available:
             status, readings, detail = DeviceStatus.OK, mv.readings(state.attrs), ""
         else:
             status, readings, detail = DeviceStatus.OFFLINE, (), "node unavailable"
-        previous = self.store.get(key)
-        info = mv.device_info(state.attrs)
-        self.store.put(DeviceSnapshot(device_id, labels, status, info, readings, detail))
-        self.self_metrics.dropped(self.protocol, device_id, labels["device"], readings)
-        if previous is not None and previous.status is not status:
-            self._held[state.node_id] = self._held.get(state.node_id, 0) + 1
-        logged = self._logged.get(state.node_id)
-        if status is logged or not self.log_throttle.allow(device_id):
-            return
-        self._logged[state.node_id] = status
-        held = self._held.pop(state.node_id, 0) - (logged is not None)
-        note = f" [{held} state changes not logged: flapping]" if held > 0 else ""
-        log.info("Matter node %s (%s)%s: %s", state.node_id, labels["device"], note, status)
+        self.publisher.publish(
+            device_id,
+            labels,
+            status,
+            who=f"Matter node {state.node_id} ({labels['device']})",
+            info=mv.device_info(state.attrs),
+            readings=readings,
+            detail=detail,
+        )
 
     def _publish_placeholder(self, dev: DeviceConfig, status: DeviceStatus, detail: str) -> None:
         """A configured node the server has not shown us (yet): up=0, no values."""
         if dev.device_id in self._keys.values():
             return
         previous = self.store.get(dev.device_id)
-        info = previous.info if previous else {}
-        self.store.put(
-            DeviceSnapshot(dev.device_id, dev.labels(self.config.house), status, info, (), detail)
+        self.publisher.publish(  # not logged: the server's or the node's own line says why
+            dev.device_id,
+            dev.labels(self.config.house),
+            status,
+            who=dev.device,
+            info=previous.info if previous else {},
+            detail=detail,
+            quiet=True,
         )

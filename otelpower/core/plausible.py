@@ -1,6 +1,6 @@
 """Plausibility of device values: nonsense is dropped with a reason, never exported.
 
-A value is kept when it is a number inside its quantity's bounds (otelpower.metrics).
+A value is kept when it is a number inside its quantity's bounds (otelpower.core.quantities).
 ``None`` means "not measured" and is simply absent; everything else that is not kept is a
 *dropped* value with one of ``REASONS``, counted in ``otelpower_values_dropped_total``.
 """
@@ -11,8 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from otelpower.metrics import QUANTITIES
-from otelpower.model import Dropped, Reading
+from otelpower.core.model import Dropped, Reading
+from otelpower.core.quantities import QUANTITIES
 
 REASONS = ("wrong_type", "not_finite", "negative", "out_of_range", "unreadable")
 
@@ -41,8 +41,8 @@ def judge(key: str, value: Any) -> float | str:
     number = float(value)
     if not math.isfinite(number):
         return "not_finite"
-    q = QUANTITIES.get(key)
-    if q is None or q.low <= number <= q.high:
+    q = QUANTITIES[key]  # a key outside the catalogue is a reader bug, not device input
+    if q.low <= number <= q.high:
         return number
     return "negative" if number < 0 <= q.low else "out_of_range"
 

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from otelpower import plausible
 from otelpower.config import normalize_mac
-from otelpower.metrics import (
+from otelpower.core import plausible
+from otelpower.core.model import Reading
+from otelpower.core.quantities import (
     APPARENT_POWER,
     CURRENT,
     ENERGY_EXPORTED,
@@ -26,7 +27,6 @@ from otelpower.metrics import (
     RELAY_ON,
     VOLTAGE,
 )
-from otelpower.model import Reading
 
 Attributes = Mapping[str, Any]
 

@@ -8,7 +8,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from otelpower.telemetry import Telemetry
+from otelpower.export.pipeline import Telemetry
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

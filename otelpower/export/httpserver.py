@@ -1,8 +1,8 @@
 """The pull endpoint: Prometheus /metrics plus /healthz and /readyz probes, in a thread.
 
 Scrapes are answered from this server's own threads with the latest rendering (see
-otelpower.exposition), so they never wait on the event loop, on a plug, or on a render.
-``otelpower run`` serves it from a process of its own (otelpower.pullserver).
+otelpower.export.exposition), so they never wait on the event loop, on a plug, or on a render.
+``otelpower run`` serves it from a process of its own (otelpower.export.pullserver).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from socketserver import ThreadingMixIn
 from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from otelpower.exposition import CONTENT_TYPE, Rendering
+from otelpower.export.exposition import CONTENT_TYPE, Rendering
 
 #: liveness fails when the event loop has not ticked for this long
 STALL_S = 30.0

@@ -16,39 +16,19 @@ from dataclasses import dataclass, field
 from kasa import Credentials, Device, Discover
 from kasa.deviceconfig import DeviceConfig as KasaDeviceConfig
 from kasa.deviceconfig import DeviceConnectionParameters
-from kasa.exceptions import AuthenticationError, KasaException, UnsupportedDeviceError
+from kasa.exceptions import KasaException, UnsupportedDeviceError
 
 from otelpower.config import Config, DeviceConfig
-from otelpower.logthrottle import LogThrottle
-from otelpower.metrics import NATIVE_QUANTITIES, Quantity
-from otelpower.model import DeviceSnapshot, DeviceStatus, SnapshotStore
-from otelpower.readers import kasa_discovery
-from otelpower.readers.kasa_values import device_info, device_mac, device_readings
-from otelpower.selfmetrics import SelfMetrics
+from otelpower.core.model import DeviceStatus, Reading, SnapshotStore
+from otelpower.core.publisher import PollRecorder
+from otelpower.readers.base import Reader
+from otelpower.readers.native import discovery as kasa_discovery
+from otelpower.readers.native import settings
+from otelpower.readers.native.errors import NotFound, WrongDevice, classify
+from otelpower.readers.native.spec import SPEC
+from otelpower.readers.native.values import device_info, device_mac, device_readings
 
 log = logging.getLogger(__name__)
-
-REMEDIES: dict[DeviceStatus, str] = {
-    DeviceStatus.AUTH_FAILED: (
-        "check KASA_USERNAME/KASA_PASSWORD: they must be the TP-Link account that owns the plug"
-        " (a plug bound to another account needs that account)"
-    ),
-    DeviceStatus.UNSUPPORTED: (
-        "this firmware speaks a transport python-kasa cannot (e.g. TPAP);"
-        " read the plug over Matter instead (--protocol matter)"
-    ),
-    DeviceStatus.OFFLINE: "check that the plug is powered and on the network, and its host",
-    DeviceStatus.TIMEOUT: "the plug did not answer in time; check Wi-Fi signal and poll.timeout",
-    DeviceStatus.ERROR: "the plug answered something unexpected; see the detail",
-}
-
-
-class _NotFound(Exception):
-    """The plug has no known address yet (no host configured, not seen by discovery)."""
-
-
-class _WrongDevice(Exception):
-    """The address answered, but with another MAC than the config's device_id."""
 
 
 @dataclass
@@ -59,37 +39,31 @@ class _Plug:
     device: Device | None = None
     connection: DeviceConnectionParameters | None = None
     failures: int = 0
-    status: DeviceStatus = DeviceStatus.PENDING
-    logged: DeviceStatus = DeviceStatus.PENDING  # the state the log last showed
-    held: int = 0  # state changes not logged since (rate limit)
     info: dict[str, str] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class NativeReader:
-    vendor = "tplink"
-    protocol = "native"
-    quantities: tuple[Quantity, ...] = NATIVE_QUANTITIES
-
+class NativeReader(Reader):
     def __init__(
         self,
         config: Config,
         store: SnapshotStore | None = None,
         *,
+        recorder: PollRecorder | None = None,
         devices: tuple[DeviceConfig, ...] | None = None,
     ) -> None:
-        self.config = config
-        self.store = store or SnapshotStore()
-        self.self_metrics = SelfMetrics()  # replaced by the app's when metrics are on
-        self.log_throttle = LogThrottle()
-        creds = config.credentials
+        super().__init__(
+            config, protocol=SPEC.protocol, remedies=SPEC.remedies, store=store, recorder=recorder
+        )
+        creds = settings.credentials(config)
         self._credentials = Credentials(creds.username, creds.password) if creds.present else None
+        self.discovery = settings.discovery(config)
         self._sem = asyncio.Semaphore(config.concurrency)
         self._discovery_wanted = asyncio.Event()
-        self._plugs = [
-            _Plug(d, d.native.host if d.native else None, d.native.port if d.native else None)
-            for d in (config.owned_devices() if devices is None else devices)
-        ]
+        self._plugs = []
+        for d in config.owned_devices() if devices is None else devices:
+            target = settings.target(d) or settings.NativeTarget()
+            self._plugs.append(_Plug(d, target.host, target.port))
         for plug in self._plugs:
             self._publish(plug, DeviceStatus.PENDING)
 
@@ -101,7 +75,7 @@ class NativeReader:
             async with asyncio.TaskGroup() as tg:
                 for plug in self._plugs:
                     tg.create_task(self._plug_loop(plug), name=f"poll {plug.cfg.device_id}")
-                if self.config.discovery_enabled:
+                if self.discovery.enabled:
                     tg.create_task(self._discovery_loop(), name="discovery")
         finally:
             await asyncio.shield(self.close())
@@ -137,7 +111,7 @@ class NativeReader:
         while True:
             await self._discover_once()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.discovery_interval):
+                async with asyncio.timeout(self.discovery.interval):
                     await asyncio.sleep(min_gap)
                     await self._discovery_wanted.wait()
             self._discovery_wanted.clear()
@@ -145,7 +119,7 @@ class NativeReader:
     async def _discover_once(self) -> None:
         hosts = [p.host for p in self._plugs if p.host]
         found = await kasa_discovery.probe(
-            [*self.config.discovery_targets, *hosts],
+            [*self.discovery.targets, *hosts],
             wait_s=min(3.0, self.config.poll_timeout),
         )
         for plug in self._plugs:
@@ -176,26 +150,22 @@ class NativeReader:
                     info, readings = device_info(dev), device_readings(dev)
                     mac = device_mac(dev)
                     if mac and mac != plug.cfg.device_id:
-                        raise _WrongDevice(f"{plug.host} answers as {mac}")
+                        raise WrongDevice(f"{plug.host} answers as {mac}")
             except Exception as exc:  # every failure becomes a per-device status, never a crash
                 await self._fail(plug, exc)
             else:
                 plug.failures = 0
                 plug.info = info
                 self._publish(plug, DeviceStatus.OK, readings=readings)
-                self.self_metrics.dropped(
-                    self.protocol, plug.cfg.device_id, plug.cfg.device, readings
-                )
                 if any(d.reason == "unreadable" for r in readings for d in r.dropped):
                     # python-kasa backs off a failed module and disables it after 10 errors:
                     # a fresh Device next poll reads it again as soon as the plug recovers
                     await self._drop(plug)
-            self.self_metrics.poll(
-                self.protocol,
+            self.publisher.polled(
                 plug.cfg.device_id,
                 plug.cfg.device,
                 loop.time() - started,
-                plug.status,
+                self.publisher.status(plug.cfg.device_id),
             )
 
     async def _connected(self, plug: _Plug) -> Device:
@@ -204,7 +174,7 @@ class NativeReader:
             await plug.device.update()
             return plug.device
         if plug.host is None:
-            raise _NotFound("not found by discovery yet")
+            raise NotFound("not found by discovery yet")
         timeout = max(1, round(self.config.poll_timeout / 2))
         if plug.connection is None:
             dev = await self._discover_host(plug.host, plug.port, timeout)
@@ -239,7 +209,7 @@ class NativeReader:
                 host, port=port, timeout=wait_s, credentials=self._credentials
             )
             if dev is None:
-                raise _NotFound(f"no discovery reply and no transport answered at {host}") from None
+                raise NotFound(f"no discovery reply and no transport answered at {host}") from None
         if dev is None:  # pragma: no cover - only with on_unsupported
             raise UnsupportedDeviceError("unsupported device")
         return dev
@@ -253,12 +223,12 @@ class NativeReader:
 
     async def _fail(self, plug: _Plug, exc: BaseException) -> None:
         status, detail = classify(exc, self.config.poll_timeout)
-        if status is DeviceStatus.UNSUPPORTED or isinstance(exc, _WrongDevice):
+        if status is DeviceStatus.UNSUPPORTED or isinstance(exc, WrongDevice):
             plug.connection = None  # re-learn the transport next time (firmware may change)
         plug.failures += 1
         await self._drop(plug)
         self._publish(plug, status, detail=detail)
-        if status in (DeviceStatus.OFFLINE, DeviceStatus.TIMEOUT) and self.config.discovery_enabled:
+        if status in (DeviceStatus.OFFLINE, DeviceStatus.TIMEOUT) and self.discovery.enabled:
             self._discovery_wanted.set()
 
     def _publish(
@@ -266,55 +236,16 @@ class NativeReader:
         plug: _Plug,
         status: DeviceStatus,
         *,
-        readings: tuple = (),
+        readings: tuple[Reading, ...] = (),
         detail: str = "",
     ) -> None:
-        previous, plug.status = plug.status, status
-        labels = plug.cfg.labels(self.config.house)
-        self.store.put(
-            DeviceSnapshot(plug.cfg.device_id, labels, status, plug.info, readings, detail)
+        self.publisher.publish(
+            plug.cfg.device_id,
+            plug.cfg.labels(self.config.house),
+            status,
+            who=f"{plug.cfg.device} ({plug.cfg.device_id}, {plug.host or 'no address'})",
+            info=plug.info,
+            readings=readings,
+            detail=detail,
+            up_note=plug.info.get("transport", "?"),
         )
-        if status is not previous:
-            plug.held += 1
-        if status is plug.logged or not self.log_throttle.allow(plug.cfg.device_id):
-            return
-        plug.logged, held, plug.held = status, plug.held - 1, 0
-        name = f"{plug.cfg.device} ({plug.cfg.device_id}, {plug.host or 'no address'})"
-        if held > 0:
-            name += f" [{held} state changes not logged: flapping]"
-        if status is DeviceStatus.OK:
-            log.info("%s: up (%s)", name, plug.info.get("transport", "?"))
-        elif status is not DeviceStatus.PENDING:
-            log.warning("%s: %s: %s; %s", name, status, detail, REMEDIES[status])
-
-
-def classify(exc: BaseException, timeout: float) -> tuple[DeviceStatus, str]:
-    """Map any poll failure to a status and a one-line detail (never with credentials)."""
-    if isinstance(exc, AuthenticationError):
-        return DeviceStatus.AUTH_FAILED, "authentication failed"
-    if isinstance(exc, UnsupportedDeviceError):
-        return DeviceStatus.UNSUPPORTED, _short(exc)
-    if isinstance(exc, _NotFound):
-        return DeviceStatus.OFFLINE, str(exc)
-    if isinstance(exc, _WrongDevice):
-        return DeviceStatus.ERROR, f"wrong device: {exc}"
-    if isinstance(exc, TimeoutError):  # our deadline, or python-kasa's per-request timeout
-        return DeviceStatus.TIMEOUT, f"no answer within {timeout:g}s"
-    if isinstance(exc, OSError | KasaException) and _looks_offline(exc):
-        return DeviceStatus.OFFLINE, _short(exc)
-    return DeviceStatus.ERROR, _short(exc)
-
-
-def _looks_offline(exc: BaseException) -> bool:
-    chain: BaseException | None = exc
-    while chain is not None:
-        if isinstance(chain, OSError | TimeoutError):
-            return True
-        chain = chain.__cause__ or chain.__context__
-    text = str(exc).lower()
-    return any(s in text for s in ("connect", "refused", "unreachable", "timed out", "timeout"))
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]

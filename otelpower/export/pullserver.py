@@ -2,9 +2,10 @@
 
 At 1,000 plugs the main process is busy polling, exporting and rendering, and its garbage
 collector stops it for up to ~0.3 s at a time; a scrape served from one of its threads would
-wait for all of that (bench/README.md). So the main process only renders (otelpower.exposition)
-and sends each rendering, plus its health, over a pipe; this small process answers HTTP from
-what it last received. It exits when the pipe closes, i.e. when the main process is gone.
+wait for all of that (bench/README.md). So the main process only renders
+(otelpower.export.exposition) and sends each rendering, plus its health, over a pipe; this
+small process answers HTTP from what it last received. It exits when the pipe closes, i.e.
+when the main process is gone.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from otelpower.exposition import Rendering
-from otelpower.httpserver import Health, serve
+from otelpower.export.exposition import Rendering
+from otelpower.export.httpserver import Health, serve
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,14 @@ class PullServer:
         with theirs:
             fd = theirs.fileno()
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "otelpower.pullserver", str(fd), self.host, str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "otelpower.export.pullserver",
+                    str(fd),
+                    self.host,
+                    str(self.port),
+                ],
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
             )

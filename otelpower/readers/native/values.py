@@ -11,9 +11,11 @@ from kasa.deviceconfig import DeviceConfig as KasaDeviceConfig
 from kasa.deviceconfig import DeviceEncryptionType
 from kasa.interfaces import Energy
 
-from otelpower import plausible
 from otelpower.config import normalize_mac
-from otelpower.metrics import (
+from otelpower.core import plausible
+from otelpower.core.model import Reading
+from otelpower.core.plausible import Unreadable
+from otelpower.core.quantities import (
     CURRENT,
     ENERGY_MONTH,
     ENERGY_TODAY,
@@ -23,8 +25,6 @@ from otelpower.metrics import (
     RSSI,
     VOLTAGE,
 )
-from otelpower.model import Reading
-from otelpower.plausible import Unreadable
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def _relay(dev: Device) -> Any:
 def device_readings(dev: Device) -> tuple[Reading, ...]:
     """Readings of a plug, or per outlet of a strip (the strip total is not repeated).
 
-    Values python-kasa could not read are dropped as ``unreadable`` (otelpower.plausible).
+    Values python-kasa could not read are dropped as ``unreadable`` (otelpower.core.plausible).
     """
     rssi = _value(lambda: dev.rssi)
     metered_children = [c for c in dev.children if Module.Energy in c.modules]

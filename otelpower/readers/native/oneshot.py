@@ -8,7 +8,8 @@ from typing import Any
 
 from kasa import Credentials, Device, Discover, Module
 
-from otelpower.metrics import (
+from otelpower.core.model import Reading
+from otelpower.core.quantities import (
     CURRENT,
     ENERGY_MONTH,
     ENERGY_TODAY,
@@ -17,9 +18,8 @@ from otelpower.metrics import (
     RELAY_ON,
     VOLTAGE,
 )
-from otelpower.model import Reading
-from otelpower.readers import kasa_discovery
-from otelpower.readers.kasa_values import device_info, device_mac, device_readings
+from otelpower.readers.native import discovery as kasa_discovery
+from otelpower.readers.native.values import device_info, device_mac, device_readings
 
 _JSON_KEYS = {
     "power_w": POWER.key,
@@ -107,7 +107,7 @@ async def _details(plug: kasa_discovery.FoundPlug, creds: Credentials | None) ->
             energy="yes" if has_energy else "no",
         )
     except Exception as exc:
-        from otelpower.readers.native import classify
+        from otelpower.readers.native.errors import classify
 
         row["energy"] = f"? ({classify(exc, 10)[0]})"
     finally:

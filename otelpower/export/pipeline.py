@@ -1,7 +1,7 @@
 """One MeterProvider per process: Prometheus pull endpoint and optional OTLP push.
 
-The pull endpoint is rendered here (otelpower.exposition) and served by a small process of
-its own (otelpower.pullserver). OTLP is configured by the standard ``OTEL_EXPORTER_OTLP_*``
+The pull endpoint is rendered here (otelpower.export.exposition) and served by a small process of
+its own (otelpower.export.pullserver). OTLP is configured by the standard ``OTEL_EXPORTER_OTLP_*``
 variables and is off when no endpoint is set.
 """
 
@@ -14,22 +14,19 @@ from dataclasses import dataclass, field
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    MetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from otelpower import __version__
-from otelpower.exposition import CachedExposition
-from otelpower.httpserver import Health
-from otelpower.model import SnapshotStore
-from otelpower.pullserver import PullServer
-from otelpower.sharedreader import SharedReader
-from otelpower.stale import StaleMarkingExporter, flag_markers
+from otelpower.core.model import SnapshotStore
+from otelpower.export.exposition import CachedExposition
+from otelpower.export.httpserver import Health
+from otelpower.export.otlp import otlp_exporter
+from otelpower.export.pullserver import PullServer
+from otelpower.export.shared_reader import SharedReader
+from otelpower.export.stale import StaleMarkingExporter
 
 log = logging.getLogger(__name__)
 
@@ -46,52 +43,6 @@ def make_resource(*, house: str, protocol: str, instance_id: str) -> Resource:
             "protocol": protocol,
         }
     )
-
-
-def otlp_exporter(environ: Mapping[str, str]) -> StaleMarkingExporter | None:
-    """The OTLP metric exporter the standard env vars ask for, or None when unset.
-
-    Vanished series get stale markers (see otelpower.stale) unless
-    ``OTELPOWER_STALE_MARKERS=false``.
-    """
-    endpoint = environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
-    if not endpoint:
-        return None
-    protocol = (
-        environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "grpc"
-    )
-    exporter: MetricExporter
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        class GrpcExporter(OTLPMetricExporter):
-            def _translate_data(self, data):  # type: ignore[no-untyped-def]
-                request = super()._translate_data(data)
-                flag_markers(request)
-                return request
-
-        exporter = GrpcExporter()
-    elif protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HttpOTLPMetricExporter,
-        )
-
-        class HttpExporter(HttpOTLPMetricExporter):
-            def _export_batch(self, export_request):  # type: ignore[no-untyped-def]
-                flag_markers(export_request)
-                return super()._export_batch(export_request)
-
-        exporter = HttpExporter()
-    else:
-        raise ValueError(
-            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use grpc or http/protobuf)"
-        )
-    markers = environ.get("OTELPOWER_STALE_MARKERS", "true").lower()
-    return StaleMarkingExporter(exporter, markers=markers not in ("0", "false", "no", "off"))
 
 
 @dataclass
@@ -134,7 +85,7 @@ def start_telemetry(
     ProcessCollector(registry=registry)
     exporter = otlp_exporter(env)
     interval_ms = float(env.get("OTEL_METRIC_EXPORT_INTERVAL", export_interval_s * 1000))
-    # one reader, so one copy of every series (see otelpower.sharedreader)
+    # one reader, so one copy of every series (see otelpower.export.shared_reader)
     shared: SharedReader | None = None
     reader: MetricReader | None
     if prometheus_host is None:

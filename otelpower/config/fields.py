@@ -1,0 +1,99 @@
+"""Typed getters over a loaded YAML file: every problem is recorded with its key path.
+
+Used by the core schema and by each reader's config sections (``ReaderSpec.sections``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from otelpower.config.yamlsource import Path_, YamlDoc
+
+_LABEL = re.compile(r"^[^\x00-\x1f]{1,128}$")
+
+
+class Fields:
+    """Typed getters over a YamlDoc that record problems instead of raising."""
+
+    def __init__(self, doc: YamlDoc, environ: Mapping[str, str] | None = None) -> None:
+        self.doc = doc
+        self.environ: Mapping[str, str] = environ or {}
+
+    def mapping(self, value: Any, path: Path_, allowed: set[str]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.doc.problem(path, f"must be a mapping, got {kind(value)}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                hint = ", ".join(sorted(allowed))
+                self.doc.problem((*path, key), f"unknown key (allowed: {hint})")
+        return value
+
+    def text(self, m: dict[str, Any], key: str, path: Path_, *, required: bool = False) -> Any:
+        value = m.get(key)
+        if value is None:
+            if required:
+                self.doc.problem((*path, key), "is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.doc.problem((*path, key), f"must be a string, got {kind(value)}")
+            return None
+        value = str(value)
+        if not _LABEL.match(value):
+            self.doc.problem((*path, key), "must be 1-128 printable characters")
+            return None
+        return value
+
+    def _from_env(self, value: Any, path: Path_, kind: type) -> Any:
+        """Numbers that came from ${VAR} arrive as text; read them as numbers."""
+        if isinstance(value, str) and path in self.doc.from_env:
+            try:
+                return kind(value)
+            except ValueError:
+                return value
+        return value
+
+    def number(
+        self, m: dict[str, Any], key: str, path: Path_, default: float, lo: float, hi: float
+    ) -> float:
+        value = self._from_env(m.get(key, default), (*path, key), float)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.doc.problem((*path, key), f"must be a number, got {kind(value)}")
+            return default
+        if not lo <= value <= hi:
+            self.doc.problem((*path, key), f"must be between {lo:g} and {hi:g}, got {value:g}")
+            return default
+        return float(value)
+
+    def integer(
+        self, m: dict[str, Any], key: str, path: Path_, default: int | None, lo: int, hi: int
+    ) -> int | None:
+        value = self._from_env(m.get(key, default), (*path, key), int)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.doc.problem((*path, key), f"must be an integer, got {kind(value)}")
+            return default
+        if not lo <= value <= hi:
+            self.doc.problem((*path, key), f"must be between {lo} and {hi}, got {value}")
+            return default
+        return value
+
+    def flag(self, m: dict[str, Any], key: str, path: Path_, default: bool) -> bool:
+        value = m.get(key, default)
+        if not isinstance(value, bool):
+            self.doc.problem((*path, key), f"must be true or false, got {kind(value)}")
+            return default
+        return value
+
+
+def kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {dict: "a mapping", list: "a list", bool: "a boolean", str: "a string"}.get(
+        type(value), type(value).__name__
+    )

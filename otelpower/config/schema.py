@@ -1,0 +1,206 @@
+"""The one configuration file: every plug by MAC, its place in the house, and the settings.
+
+The core keys (house, devices, poll, prometheus) are parsed here; each reader's own sections
+(per device and at the top level) by the parsers its ReaderSpec declares. Validation
+collects every problem before failing, each named by file, key path and line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from otelpower.config.fields import Fields, kind
+from otelpower.config.sharding import Shard
+from otelpower.config.yamlsource import ConfigError, Path_, YamlDoc, load_yaml
+
+if TYPE_CHECKING:
+    from otelpower.readers.base import ReaderSpec, SectionParser
+
+__all__ = ["Config", "ConfigError", "DeviceConfig", "load_config", "normalize_mac"]
+
+_MAC_HEX = re.compile(r"^[0-9a-f]{12}$")
+_MAC_SEPARATED = re.compile(r"^[0-9a-f]{2}([:-])([0-9a-f]{2}\1){4}[0-9a-f]{2}$")
+
+
+def normalize_mac(value: str) -> str:
+    """``48-22-54-00-00-01`` / ``482254000001`` / any case -> ``48:22:54:00:00:01``."""
+    text = value.strip().lower()
+    if _MAC_SEPARATED.match(text):
+        text = text.replace(":", "").replace("-", "")
+    if not _MAC_HEX.match(text):
+        raise ValueError(f"not a MAC address: {value!r} (expected e.g. 48:22:54:00:00:01)")
+    return ":".join(text[i : i + 2] for i in range(0, 12, 2))
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    device_id: str
+    room: str
+    shelf: str
+    device: str
+    #: per-device reader sections, by key, as their ReaderSpec parsed them
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> Any:
+        """The parsed section ``name`` of this device, or None when it has none."""
+        return self.sections.get(name)
+
+    def labels(self, house: str) -> dict[str, str]:
+        return {
+            "house": house,
+            "room": self.room,
+            "shelf": self.shelf,
+            "device": self.device,
+            "device_id": self.device_id,
+        }
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    house: str
+    devices: tuple[DeviceConfig, ...]
+    instance_id: str | None = None
+    poll_interval: float = 15.0
+    poll_timeout: float = 10.0
+    concurrency: int = 64
+    backoff_max: float = 300.0
+    prometheus_host: str = "0.0.0.0"
+    prometheus_port: int = 9464
+    #: top-level reader sections, by key, as their ReaderSpec parsed them
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    shard: Shard | None = None  # set by ``otelpower run --shard i/N``
+
+    def section(self, name: str) -> Any:
+        """The parsed top-level section ``name`` (its parser's default when absent)."""
+        return self.sections.get(name)
+
+    def with_section(self, name: str, value: Any) -> Config:
+        return replace(self, sections={**self.sections, name: value})
+
+    def service_instance_id(self, protocol: str) -> str:
+        """Stable across restarts: configured, else derived from house and protocol.
+
+        Each shard is its own instance, so replicas never write the same series.
+        """
+        base = self.instance_id or f"{self.house}-{protocol}"
+        if self.shard is None or self.shard.count == 1:
+            return base
+        return f"{base}-shard{self.shard.index}of{self.shard.count}"
+
+    def owns(self, device_id: str) -> bool:
+        """Whether this process reads ``device_id`` (always, unless sharded)."""
+        return self.shard is None or self.shard.owns(device_id)
+
+    def owned_devices(self) -> tuple[DeviceConfig, ...]:
+        return tuple(d for d in self.devices if self.owns(d.device_id))
+
+    def device(self, device_id: str) -> DeviceConfig | None:
+        return next((d for d in self.devices if d.device_id == device_id), None)
+
+
+_TOP_KEYS = {"house", "instance_id", "devices", "poll", "prometheus"}
+_DEVICE_KEYS = {"device_id", "room", "shelf", "device"}
+
+
+def _parse_device(
+    r: Fields, raw: Any, path: Path_, parsers: Mapping[str, SectionParser]
+) -> DeviceConfig | None:
+    if not isinstance(raw, dict):
+        r.doc.problem(path, f"each device must be a mapping, got {kind(raw)}")
+        return None
+    m = r.mapping(raw, path, _DEVICE_KEYS | set(parsers))
+    device_id = None
+    raw_id = m.get("device_id")
+    if raw_id is None:
+        r.doc.problem((*path, "device_id"), "is required (the plug's MAC address)")
+    else:
+        try:
+            device_id = normalize_mac(r.doc.raw.get((*path, "device_id"), str(raw_id)))
+        except ValueError as exc:
+            r.doc.problem((*path, "device_id"), str(exc))
+    room = r.text(m, "room", path, required=True)
+    shelf = r.text(m, "shelf", path, required=True)
+    name = r.text(m, "device", path, required=True)
+    sections = {key: parse(r, m[key], (*path, key)) for key, parse in parsers.items() if key in m}
+    if device_id is None or room is None or shelf is None or name is None:
+        return None
+    return DeviceConfig(device_id, room, shelf, name, sections)
+
+
+def _sections(specs: Iterable[ReaderSpec], kind_: str) -> dict[str, SectionParser]:
+    return {key: parse for spec in specs for key, parse in getattr(spec, kind_).items()}
+
+
+def parse_config(
+    doc: YamlDoc, environ: Mapping[str, str], specs: Iterable[ReaderSpec] | None = None
+) -> Config:
+    """Validate ``doc``: the core keys here, each reader's sections by its spec."""
+    if specs is None:
+        from otelpower.readers import registry
+
+        specs = registry.specs()
+    specs = tuple(specs)
+    top_parsers, device_parsers = _sections(specs, "sections"), _sections(specs, "device_sections")
+    r = Fields(doc, environ)
+    if doc.data is None:
+        doc.problem((), "the file is empty; expected at least 'house' and 'devices'")
+        doc.raise_if_problems()
+    top = r.mapping(doc.data, (), _TOP_KEYS | set(top_parsers))
+    if not top and not doc.problems:
+        doc.problem((), "expected a mapping with 'house' and 'devices'")
+    house = r.text(top, "house", (), required=True) or ""
+
+    devices: list[DeviceConfig] = []
+    raw_devices = top.get("devices")
+    if raw_devices is None:
+        doc.problem(("devices",), "is required (a list of plugs)")
+    elif not isinstance(raw_devices, list):
+        doc.problem(("devices",), f"must be a list, got {kind(raw_devices)}")
+    else:
+        seen: dict[str, int] = {}
+        for i, raw in enumerate(raw_devices):
+            dev = _parse_device(r, raw, ("devices", i), device_parsers)
+            if dev is None:
+                continue
+            if dev.device_id in seen:
+                doc.problem(
+                    ("devices", i, "device_id"),
+                    f"{dev.device_id} is already used by devices[{seen[dev.device_id]}]",
+                )
+                continue
+            seen[dev.device_id] = i
+            devices.append(dev)
+
+    poll = r.mapping(
+        top.get("poll"), ("poll",), {"interval", "timeout", "concurrency", "backoff_max"}
+    )
+    prom = r.mapping(top.get("prometheus"), ("prometheus",), {"host", "port"})
+    interval = r.number(poll, "interval", ("poll",), 15.0, 0.1, 86400)
+    timeout = r.number(poll, "timeout", ("poll",), min(10.0, interval), 0.1, 3600)
+    config = Config(
+        source=doc.source,
+        house=house,
+        devices=tuple(devices),
+        instance_id=r.text(top, "instance_id", ()),
+        poll_interval=interval,
+        poll_timeout=timeout,
+        concurrency=r.integer(poll, "concurrency", ("poll",), 64, 1, 100_000) or 64,
+        backoff_max=r.number(poll, "backoff_max", ("poll",), 300.0, 1, 86400),
+        prometheus_host=r.text(prom, "host", ("prometheus",)) or "0.0.0.0",
+        prometheus_port=r.integer(prom, "port", ("prometheus",), 9464, 0, 65535) or 0,
+        sections={key: parse(r, top.get(key), (key,)) for key, parse in top_parsers.items()},
+    )
+    doc.raise_if_problems()
+    return config
+
+
+def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
+    """Load and validate ``path``; raises ConfigError listing every problem found."""
+    env = dict(os.environ if environ is None else environ)
+    return parse_config(load_yaml(Path(path), env), env)

@@ -1,0 +1,55 @@
+"""The OTLP metric exporter the standard ``OTEL_EXPORTER_OTLP_*`` variables ask for."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry.sdk.metrics.export import MetricExporter
+
+from otelpower.export.stale import StaleMarkingExporter, flag_markers
+
+
+def otlp_exporter(environ: Mapping[str, str]) -> StaleMarkingExporter | None:
+    """The OTLP metric exporter the standard env vars ask for, or None when unset.
+
+    Vanished series get stale markers (see otelpower.export.stale) unless
+    ``OTELPOWER_STALE_MARKERS=false``.
+    """
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not endpoint:
+        return None
+    protocol = (
+        environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "grpc"
+    )
+    exporter: MetricExporter
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        class GrpcExporter(OTLPMetricExporter):
+            def _translate_data(self, data):  # type: ignore[no-untyped-def]
+                request = super()._translate_data(data)
+                flag_markers(request)
+                return request
+
+        exporter = GrpcExporter()
+    elif protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HttpOTLPMetricExporter,
+        )
+
+        class HttpExporter(HttpOTLPMetricExporter):
+            def _export_batch(self, export_request):  # type: ignore[no-untyped-def]
+                flag_markers(export_request)
+                return super()._export_batch(export_request)
+
+        exporter = HttpExporter()
+    else:
+        raise ValueError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use grpc or http/protobuf)"
+        )
+    markers = environ.get("OTELPOWER_STALE_MARKERS", "true").lower()
+    return StaleMarkingExporter(exporter, markers=markers not in ("0", "false", "no", "off"))

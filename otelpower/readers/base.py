@@ -1,0 +1,113 @@
+"""What a reader is: a ``ReaderSpec`` (what it offers) and a ``Reader`` (what runs).
+
+A reader is one package under otelpower/readers/ with a ``spec.py`` holding its ReaderSpec,
+and one line in otelpower/readers/registry.py. The spec is imported at start-up for every
+reader, so it imports no client library: ``create`` imports the reader's module when the
+reader is actually used.
+"""
+
+from __future__ import annotations
+
+import argparse
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from otelpower.core.model import DeviceStatus, SnapshotStore
+from otelpower.core.publisher import PollRecorder, Publisher
+from otelpower.core.quantities import Quantity
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Meter
+
+    from otelpower.config.fields import Fields
+    from otelpower.config.schema import Config
+    from otelpower.config.yamlsource import Path_
+
+#: parses one config section (``raw`` is None when the file has no such key) into the value
+#: readers get from ``Config.section(name)`` / ``DeviceConfig.section(name)``; problems go to
+#: ``fields.doc.problem(path, ...)`` so they are reported with file, key and line
+SectionParser = Callable[["Fields", Any, "Path_"], Any]
+
+
+@dataclass(frozen=True)
+class RunOption:
+    """A ``run`` flag a reader offers; ``apply`` folds its value into the config."""
+
+    flags: tuple[str, ...]
+    help: str
+    apply: Callable[[Config, Any], Config]
+    metavar: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand a reader (or a tool such as ``sim``) offers; ``run`` returns the exit code."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    #: import names of the libraries it needs beyond the core, and the extra installing them
+    requires: tuple[str, ...] = ()
+    extra: str = ""
+
+
+def _nothing(_: Config) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    """Everything the rest of otelpower knows about one reader."""
+
+    name: str  # the ``--protocol`` choice and the resource's ``protocol`` attribute
+    vendor: str  # metric names are <vendor>_<protocol>_<quantity>
+    protocol: str  # the ``protocol`` label on every series
+    description: str
+    quantities: tuple[Quantity, ...]
+    create: Callable[[Config, SnapshotStore, PollRecorder], Reader]
+    #: top-level config sections (e.g. ``matter:``) and per-device sections (``native:``)
+    sections: Mapping[str, SectionParser] = field(default_factory=dict)
+    device_sections: Mapping[str, SectionParser] = field(default_factory=dict)
+    remedies: Mapping[DeviceStatus, str] = field(default_factory=dict)
+    run_options: tuple[RunOption, ...] = ()
+    commands: tuple[Command, ...] = ()
+    #: why ``run`` cannot start this reader with ``config`` (a message), or None
+    precondition: Callable[[Config], str | None] = _nothing
+    #: what ``check`` says about this reader's part of the config, or None
+    summary: Callable[[Config], str | None] = _nothing
+    #: import names of the libraries it needs, and the pip extra that installs them
+    requires: tuple[str, ...] = ()
+    extra: str = ""
+    #: client-library loggers turned down to ERROR unless --log-level DEBUG
+    quiet_loggers: tuple[str, ...] = ()
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.vendor}_{self.protocol}_"
+
+
+class Reader(ABC):
+    """A running reader: polls or listens, and publishes through ``self.publisher``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        protocol: str,
+        remedies: Mapping[DeviceStatus, str],
+        store: SnapshotStore | None = None,
+        recorder: PollRecorder | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store if store is not None else SnapshotStore()
+        self.publisher = Publisher(protocol, self.store, remedies, recorder)
+
+    @abstractmethod
+    async def run(self) -> None:
+        """Read until cancelled; a device's failure is a state, never an exception here."""
+
+    def register_metrics(self, meter: Meter) -> None:  # noqa: B027 (optional, not abstract)
+        """Instruments of the reader's own beyond the contract's (none by default)."""

@@ -1,0 +1,1 @@
+"""Matter reader: plugs through a Matter controller server's WebSocket API."""

@@ -1,0 +1,110 @@
+"""``otelpower discover`` and ``otelpower read HOST``: the native reader's subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+from otelpower.readers.base import Command
+
+EXIT_FAILED = 1
+
+
+def _credentials() -> Any:  # kasa.Credentials | None
+    from kasa import Credentials
+
+    user, password = os.environ.get("KASA_USERNAME", ""), os.environ.get("KASA_PASSWORD", "")
+    return Credentials(user, password) if user or password else None
+
+
+def split_host(text: str) -> tuple[str, int | None]:
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and host and not host.endswith(":"):
+        return host.strip("[]"), int(port)
+    return text, None
+
+
+def _read_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("host", metavar="HOST[:PORT]")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
+
+
+def _read(args: argparse.Namespace) -> int:
+    from otelpower.readers.native.errors import classify
+    from otelpower.readers.native.oneshot import read_plug
+    from otelpower.readers.native.spec import REMEDIES
+
+    host, port = split_host(args.host)
+    try:
+        result = asyncio.run(read_plug(host, port, _credentials(), args.timeout))
+    except Exception as exc:
+        status, detail = classify(exc, args.timeout)
+        print(f"error: {args.host}: {status}: {detail}; {REMEDIES[status]}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_reading(result)
+    return 0
+
+
+def _print_reading(result: dict[str, Any]) -> None:
+    def fmt(value: Any) -> str:
+        return "-" if value is None else str(value)
+
+    print(f"{result['model']} {result['mac']} ({result['transport']}, fw {result['firmware']})")
+    rows = [("", result), *((f"outlet {i}", o) for i, o in enumerate(result.get("outlets", []), 1))]
+    for name, r in rows:
+        print(
+            f"  {name:<9} power {fmt(r['power_w'])} W  voltage {fmt(r['voltage_v'])} V"
+            f"  current {fmt(r['current_a'])} A  today {fmt(r['energy_today_kwh'])} kWh"
+            f"  month {fmt(r['energy_month_kwh'])} kWh  total {fmt(r['energy_total_kwh'])} kWh"
+            f"  relay {fmt(r['relay_on'])}"
+        )
+
+
+def _discover_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead")
+    p.add_argument(
+        "--target",
+        action="append",
+        metavar="ADDR",
+        help="broadcast or unicast address to probe (repeatable; default 255.255.255.255)",
+    )
+    p.add_argument("--wait", type=float, default=3.0, metavar="SECONDS")
+
+
+def _discover(args: argparse.Namespace) -> int:
+    from otelpower.readers.native.oneshot import discover_plugs, yaml_snippet
+
+    rows = asyncio.run(
+        discover_plugs(args.target or ["255.255.255.255"], args.wait, _credentials())
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no plugs answered (check that this host is on the plugs' LAN)", file=sys.stderr)
+        return 0
+    header = ("MAC", "IP", "MODEL", "FIRMWARE", "TRANSPORT", "ENERGY")
+    table = [header] + [
+        (r["mac"], r["ip"], r["model"], r["firmware"] or "?", r["transport"], r["energy"])
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print("\n# paste into your config under 'devices:'")
+    print(yaml_snippet(rows))
+    return 0
+
+
+DISCOVER = Command(
+    "discover", "find plugs on the LAN; print a table and YAML", _discover_arguments, _discover
+)
+READ = Command("read", "poll one plug once and print its readings", _read_arguments, _read)

@@ -1,0 +1,102 @@
+"""The native reader's config sections: ``devices[].native``, ``discovery``, ``credentials``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from otelpower.config.fields import Fields
+from otelpower.config.schema import Config, DeviceConfig
+from otelpower.config.yamlsource import Path_
+
+DEFAULT_TARGETS = ("255.255.255.255",)
+
+
+@dataclass(frozen=True)
+class NativeTarget:
+    """``devices[].native``: where the plug is, when discovery should not be relied on."""
+
+    host: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class Discovery:
+    enabled: bool = True
+    interval: float = 300.0
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+
+
+@dataclass(frozen=True)
+class CredentialsConfig:
+    """Plug account credentials. ``repr`` never shows the password."""
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+    @property
+    def present(self) -> bool:
+        return bool(self.username or self.password)
+
+
+def target(config: DeviceConfig) -> NativeTarget | None:
+    return config.section("native")
+
+
+def discovery(config: Config) -> Discovery:
+    return config.section("discovery") or Discovery()
+
+
+def credentials(config: Config) -> CredentialsConfig:
+    return config.section("credentials") or CredentialsConfig()
+
+
+def parse_target(r: Fields, raw: Any, path: Path_) -> NativeTarget:
+    m = r.mapping(raw, path, {"host", "port"})
+    return NativeTarget(
+        host=r.text(m, "host", path), port=r.integer(m, "port", path, None, 1, 65535)
+    )
+
+
+def parse_discovery(r: Fields, raw: Any, path: Path_) -> Discovery:
+    m = r.mapping(raw, path, {"enabled", "interval", "targets"})
+    targets = DEFAULT_TARGETS
+    if "targets" in m:
+        raw_targets = m["targets"]
+        if not isinstance(raw_targets, list) or not all(isinstance(t, str) for t in raw_targets):
+            r.doc.problem((*path, "targets"), "must be a list of addresses")
+        else:
+            targets = tuple(raw_targets)
+    return Discovery(
+        enabled=r.flag(m, "enabled", path, True),
+        interval=r.number(m, "interval", path, 300.0, 1, 86400),
+        targets=targets,
+    )
+
+
+def parse_credentials(r: Fields, raw: Any, path: Path_) -> CredentialsConfig:
+    """Credentials from ${VAR} references or mounted secret files; never literal passwords."""
+    keys = {"username", "password", "username_file", "password_file"}
+    m = r.mapping(raw, path, keys)
+    if "password" in m and (*path, "password") not in r.doc.from_env:
+        r.doc.problem(
+            (*path, "password"),
+            "a literal password is not allowed in the file; use ${KASA_PASSWORD} or password_file",
+        )
+    values: dict[str, str] = {}
+    for name in ("username", "password"):
+        file_key = f"{name}_file"
+        if m.get(file_key) is not None:  # a null *_file counts as absent
+            file_path = r.text(m, file_key, path)
+            if file_path is not None:
+                try:
+                    values[name] = Path(file_path).read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    r.doc.problem((*path, file_key), f"cannot read secret file: {exc.strerror}")
+        elif name in m and m[name] is not None:
+            values[name] = str(m[name])
+        else:
+            values[name] = r.environ.get(f"KASA_{name.upper()}", "")
+    # a *_file of the wrong type is already a problem, reported by raise_if_problems
+    return CredentialsConfig(values.get("username", ""), values.get("password", ""))

@@ -1,0 +1,81 @@
+"""``otelpower sim``: serve emulated plugs on loopback (and a virtual Matter plug)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from otelpower import eventloop
+from otelpower.readers.base import Command
+
+EXIT_USAGE = 2
+
+
+def _arguments(sim: argparse.ArgumentParser) -> None:
+    sim.add_argument("--profile", action="append", type=Path, default=[], metavar="FILE")
+    sim.add_argument("--count", type=int, default=None, metavar="N")
+    sim.add_argument("--static", action="store_true", help="serve the profile's own readings")
+    sim.add_argument("--config-out", type=Path, metavar="PATH")
+    sim.add_argument(
+        "--matter",
+        action="store_true",
+        help="also a virtual Matter plug mirroring the first plug (same MAC and load curve)",
+    )
+    sim.add_argument(
+        "--matter-server",
+        metavar="URL",
+        help="commission it into this Matter server (default: start a local one)",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from otelpower.sim.serve import serve
+
+    username = os.environ.get("KASA_USERNAME", "")
+    password = os.environ.get("KASA_PASSWORD", "")
+    try:
+        eventloop.run(
+            _until_signal(
+                serve(
+                    args.profile,
+                    args.count,
+                    args.static,
+                    args.config_out,
+                    username,
+                    password,
+                    matter=args.matter or bool(args.matter_server),
+                    matter_server=args.matter_server,
+                )
+            )
+        )
+    except (ValueError, RuntimeError) as exc:  # bad profile, Matter bed not installed
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+async def _until_signal(coro: Any) -> None:
+    """Run ``coro`` until it ends or SIGTERM/SIGINT cancels it."""
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+# the emulator speaks python-kasa's transports with the crypto python-kasa brings along
+COMMAND = Command(
+    "sim",
+    "serve emulated plugs on loopback",
+    _arguments,
+    _run,
+    requires=("aiohttp", "cryptography"),
+    extra="native",
+)
