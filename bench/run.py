@@ -50,7 +50,7 @@ def make_config(data: dict[str, Any], **poll: Any) -> Config:
 
 
 def not_ok(reader: NativeReader) -> int:
-    return sum(1 for p in reader._plugs if p.status is not DeviceStatus.OK)
+    return sum(1 for snap in reader.store.all() if snap.status is not DeviceStatus.OK)
 
 
 def rss_mb(pid: int | str = "self") -> float:

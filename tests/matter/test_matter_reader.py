@@ -56,14 +56,18 @@ def value(port: int, name: str, **labels: str) -> float | None:
     return next(iter(found.values())) if len(found) == 1 else None
 
 
-async def test_values_units_changes_and_identity(virtual_plug: BedPlug) -> None:
+async def test_values_units_changes_and_identity(virtual_plug: BedPlug, caplog) -> None:
     bed, mac = virtual_plug, virtual_plug.mac
+    caplog.set_level(logging.INFO, logger="otelpower")
     async with running(config_for(bed)) as port:
         await wait_until(
             lambda: value(port, "tplink_matter_power_watts", device_id=mac) == 12.345,
             30,
             "first power value",
         )
+        # the first state line is the node coming up, never a "flapping" note
+        states = [r.getMessage() for r in caplog.records if "Matter node" in r.getMessage()]
+        assert states and states[0].endswith(": up") and "flapping" not in states[0], states
         s = scrape(port)
         (labels,) = find(s, "tplink_matter_power_watts", device_id=mac)
         assert {k for k, _ in labels} == CONTRACT

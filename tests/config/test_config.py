@@ -78,7 +78,7 @@ def test_good_config_and_defaults(tmp_path: Path) -> None:
 
 
 def test_example_config_is_valid() -> None:
-    example = Path(__file__).resolve().parents[1] / "config.example.yaml"
+    example = Path(__file__).resolve().parents[2] / "config.example.yaml"
     config = load_config(example, {})
     assert len(config.devices) == 3
     assert {d.device_id for d in config.devices} == {
