@@ -10,7 +10,6 @@ import asyncio
 import logging
 import signal
 import sys
-from dataclasses import dataclass
 
 from otelpower.config import Config
 from otelpower.core.model import SnapshotStore
@@ -18,22 +17,11 @@ from otelpower.export.instruments import register_device_metrics
 from otelpower.export.pipeline import Telemetry, make_resource, start_telemetry
 from otelpower.export.selfmetrics import SelfMetrics
 from otelpower.readers import registry
-from otelpower.readers.base import Reader, ReaderSpec
+from otelpower.readers.base import Reader
 
 log = logging.getLogger(__name__)
 
 SWITCH_INTERVAL_S = 0.001
-
-
-def protocols() -> tuple[str, ...]:
-    """The ``--protocol`` choices: every registered reader, and ``all`` of them."""
-    return (*registry.names(), registry.ALL)
-
-
-@dataclass
-class Running:
-    spec: ReaderSpec
-    reader: Reader
 
 
 class Runtime:
@@ -48,7 +36,7 @@ class Runtime:
         self.config = config
         self.protocol = protocol
         self.port = port
-        self.readers: list[Running] = []
+        self.readers: list[Reader] = []
         self.telemetry: Telemetry | None = None
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -60,8 +48,8 @@ class Runtime:
         """The running reader ``name`` (the only one when None)."""
         if name is None:
             (only,) = self.readers
-            return only.reader
-        return next(r.reader for r in self.readers if r.spec.name == name)
+            return only
+        return next(r for r in self.readers if r.spec.name == name)
 
     def start(self) -> Telemetry:
         """Build readers and telemetry without running the readers (see ``__aenter__``)."""
@@ -88,7 +76,7 @@ class Runtime:
             recorder = SelfMetrics(meter, (lambda: exporter) if exporter is not None else None)
             for spec in registry.chosen(self.protocol):
                 reader = spec.create(config, SnapshotStore(), recorder)
-                self.readers.append(Running(spec, reader))
+                self.readers.append(reader)
                 telemetry.watch(reader.store)
                 register_device_metrics(
                     meter,
@@ -106,7 +94,7 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         telemetry = self.start()
         self.tasks = [
-            asyncio.create_task(r.reader.run(), name=f"reader {r.spec.name}") for r in self.readers
+            asyncio.create_task(r.run(), name=f"reader {r.spec.name}") for r in self.readers
         ]
         self.tasks.append(asyncio.create_task(_heartbeat(telemetry), name="heartbeat"))
         telemetry.health.ready = True

@@ -44,9 +44,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
     p.add_argument("--log-level", default=os.environ.get("OTELPOWER_LOG_LEVEL", "INFO"))
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from otelpower.app import protocols
-
-    choices = protocols()
+    choices = registry.choices()
     run = sub.add_parser("run", help="poll the configured plugs and serve/push metrics")
     run.add_argument("config", type=Path, metavar="CONFIG")
     # the default is the first registered reader (the registry's order is the product's)

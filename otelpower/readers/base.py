@@ -95,15 +95,15 @@ class Reader(ABC):
     def __init__(
         self,
         config: Config,
+        spec: ReaderSpec,
         *,
-        protocol: str,
-        remedies: Mapping[DeviceStatus, str],
         store: SnapshotStore | None = None,
         recorder: PollRecorder | None = None,
     ) -> None:
         self.config = config
+        self.spec = spec
         self.store = store if store is not None else SnapshotStore()
-        self.publisher = Publisher(protocol, self.store, remedies, recorder)
+        self.publisher = Publisher(spec.protocol, self.store, spec.remedies, recorder)
 
     @abstractmethod
     async def run(self) -> None:

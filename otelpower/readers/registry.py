@@ -21,6 +21,7 @@ BUILTIN = (
 ALL = "all"  # ``--protocol all``: every registered reader
 
 _specs: dict[str, ReaderSpec] = {}
+_builtin_loaded = False
 
 
 def register(spec: ReaderSpec) -> ReaderSpec:
@@ -42,6 +43,11 @@ def specs() -> tuple[ReaderSpec, ...]:
 
 def names() -> tuple[str, ...]:
     return tuple(s.name for s in specs())
+
+
+def choices() -> tuple[str, ...]:
+    """The ``--protocol`` choices: every registered reader, and ``all`` of them."""
+    return (*names(), ALL)
 
 
 def protocols() -> tuple[str, ...]:
@@ -79,12 +85,14 @@ def missing(spec: ReaderSpec | Command) -> str | None:
 
 
 def _load_builtin() -> None:
-    if _specs:
+    global _builtin_loaded
+    if _builtin_loaded:
         return
     for path in BUILTIN:
         spec = importlib.import_module(path).SPEC
         _check(spec)
         _specs[spec.name] = spec
+    _builtin_loaded = True
 
 
 def _check(spec: ReaderSpec) -> None:

@@ -58,9 +58,7 @@ def parse_acme(r: Fields, raw: Any, path: Path_) -> float | None:
 
 
 def create(config: Config, store: SnapshotStore, recorder: PollRecorder) -> Reader:
-    return AcmeReader(
-        config, protocol="acme", remedies=SPEC.remedies, store=store, recorder=recorder
-    )
+    return AcmeReader(config, SPEC, store=store, recorder=recorder)
 
 
 SPEC = ReaderSpec(

@@ -61,9 +61,7 @@ class MatterReader(Reader):
         recorder: PollRecorder | None = None,
         url: str | None = None,
     ) -> None:
-        super().__init__(
-            config, protocol=SPEC.protocol, remedies=SPEC.remedies, store=store, recorder=recorder
-        )
+        super().__init__(config, SPEC, store=store, recorder=recorder)
         self.url = url or settings.server_url(config) or ""
         if not self.url:
             raise ValueError(

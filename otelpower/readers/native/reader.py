@@ -52,9 +52,7 @@ class NativeReader(Reader):
         recorder: PollRecorder | None = None,
         devices: tuple[DeviceConfig, ...] | None = None,
     ) -> None:
-        super().__init__(
-            config, protocol=SPEC.protocol, remedies=SPEC.remedies, store=store, recorder=recorder
-        )
+        super().__init__(config, SPEC, store=store, recorder=recorder)
         creds = settings.credentials(config)
         self._credentials = Credentials(creds.username, creds.password) if creds.present else None
         self.discovery = settings.discovery(config)
