@@ -13,10 +13,10 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as pb_grpc
 
 from harness.otlp import Receiver
+from harness.telemetry import telemetry_over
 from harness.wait import wait_for
 from otelpower.core.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
-from otelpower.export.instruments import register_device_metrics
-from otelpower.export.pipeline import make_resource, otlp_exporter, start_telemetry
+from otelpower.export.pipeline import otlp_exporter
 from otelpower.readers.native.spec import SPEC as NATIVE
 
 PLUG = "48:22:54:00:00:01"
@@ -36,18 +36,9 @@ def summarize(requests: list[pb.ExportMetricsServiceRequest]) -> tuple[dict, set
 
 def native_telemetry(store: SnapshotStore, prometheus_host: str | None):
     """Telemetry as the app builds it for a native reader over ``store`` (export every 0.2 s)."""
-    resource = make_resource(house="home", protocol="native", instance_id="home-native")
-    telemetry = start_telemetry(
-        resource, prometheus_host=prometheus_host, prometheus_port=0, export_interval_s=0.2
+    return telemetry_over(
+        store, NATIVE, house="home", prometheus_host=prometheus_host, export_interval_s=0.2
     )
-    register_device_metrics(
-        telemetry.provider.get_meter("otelpower"),
-        store,
-        vendor="tplink",
-        protocol="native",
-        quantities=NATIVE.quantities,
-    )
-    return telemetry
 
 
 def run_provider(env: dict[str, str], monkeypatch: pytest.MonkeyPatch):

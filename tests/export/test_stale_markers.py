@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from harness.otlp import Receiver
+from harness.telemetry import telemetry_over
 from otelpower.core.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
-from otelpower.export.instruments import register_device_metrics
-from otelpower.export.pipeline import Telemetry, make_resource, start_telemetry
+from otelpower.export.pipeline import Telemetry
 from otelpower.readers.native.spec import SPEC as NATIVE
 
 A, B = "48:22:54:00:00:0a", "48:22:54:00:00:0b"
@@ -28,18 +28,8 @@ def snap(device_id: str, status: DeviceStatus = DeviceStatus.OK) -> DeviceSnapsh
 
 
 def pipeline(store: SnapshotStore) -> Telemetry:
-    resource = make_resource(house="h", protocol="native", instance_id="h-native")
-    telemetry = start_telemetry(
-        resource, prometheus_host=None, prometheus_port=0, export_interval_s=3600
-    )  # exports only when we flush
-    register_device_metrics(
-        telemetry.provider.get_meter("otelpower"),
-        store,
-        vendor="tplink",
-        protocol="native",
-        quantities=NATIVE.quantities,
-    )
-    return telemetry
+    # exports only when we flush
+    return telemetry_over(store, NATIVE, house="h", prometheus_host=None, export_interval_s=3600)
 
 
 async def flush(telemetry: Telemetry) -> None:
