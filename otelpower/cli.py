@@ -119,7 +119,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for option in spec.run_options:
             value = getattr(args, _dest(option.flags))
             if value is not None:
-                config = option.apply(config, value)
+                try:
+                    config = option.apply(config, value)
+                except ValueError as exc:
+                    print(f"error: {option.flags[0]}: {exc}", file=sys.stderr)
+                    return EXIT_CONFIG
     if args.shard:
         try:
             config = replace(config, shard=parse_shard(args.shard))

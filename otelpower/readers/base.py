@@ -33,7 +33,8 @@ SectionParser = Callable[["Fields", Any, "Path_"], Any]
 
 @dataclass(frozen=True)
 class RunOption:
-    """A ``run`` flag a reader offers; ``apply`` folds its value into the config."""
+    """A ``run`` flag a reader offers; ``apply`` folds its value into the config (or raises
+    ValueError, reported as ``error: FLAG: message``)."""
 
     flags: tuple[str, ...]
     help: str

@@ -197,3 +197,13 @@ def test_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "devices[0].device_id (line 3)" in err
+
+
+def test_run_flag_with_a_bad_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["run", str(write(tmp_path, GOOD)), "--protocol", "matter", "--matter-server"]
+    assert main([*argv, "http://matter:5580/ws"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "error: --matter-server: must be a ws:// or wss:// URL, got 'http://matter:5580/ws'\n"
+    )

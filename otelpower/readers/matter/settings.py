@@ -20,7 +20,16 @@ def server_url(config: Config) -> str | None:
     return settings.url if settings else None
 
 
+def url_problem(url: str) -> str | None:
+    if url.startswith(("ws://", "wss://")):
+        return None
+    return f"must be a ws:// or wss:// URL, got {url!r}"
+
+
 def with_server_url(config: Config, url: str) -> Config:
+    """``run --matter-server URL``; ValueError for a URL that is not a WebSocket one."""
+    if problem := url_problem(url):
+        raise ValueError(problem)
     return config.with_section("matter", MatterServer(url))
 
 
@@ -31,8 +40,8 @@ def node_id(config: DeviceConfig) -> int | None:
 def parse_server(r: Fields, raw: Any, path: Path_) -> MatterServer:
     m = r.mapping(raw, path, {"url"})
     url = r.text(m, "url", path)
-    if url is not None and not url.startswith(("ws://", "wss://")):
-        r.doc.problem((*path, "url"), f"must be a ws:// or wss:// URL, got {url!r}")
+    if url is not None and (problem := url_problem(url)):
+        r.doc.problem((*path, "url"), problem)
         return MatterServer()
     return MatterServer(url)
 
