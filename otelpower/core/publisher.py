@@ -17,8 +17,6 @@ from typing import Protocol
 from otelpower.core.logthrottle import LogThrottle
 from otelpower.core.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
 
-log = logging.getLogger("otelpower.readers")
-
 
 class PollRecorder(Protocol):
     """Where poll outcomes are counted (otelpower.export.selfmetrics implements it)."""
@@ -64,6 +62,8 @@ class Publisher:
         self.remedies = remedies
         self.recorder: PollRecorder = recorder or NoRecorder()
         self.log_throttle = LogThrottle()
+        # the logger the reader's own module had (otelpower.readers.<protocol>): users filter on it
+        self.log = logging.getLogger(f"otelpower.readers.{protocol}")
         self._tracks: dict[str, _Track] = {}
         self._logged_drops: set[tuple[str, str | None, str, str]] = set()
 
@@ -105,11 +105,11 @@ class Publisher:
         track.logged, held, track.held = status, track.held - 1, 0
         name = who + (f" [{held} state changes not logged: flapping]" if held > 0 else "")
         if status is DeviceStatus.OK:
-            log.info("%s: up%s", name, f" ({up_note})" if up_note else "")
+            self.log.info("%s: up%s", name, f" ({up_note})" if up_note else "")
         elif status is not DeviceStatus.PENDING:
             remedy = self.remedies.get(status)
             text = f"{name}: {status}" + (f": {detail}" if detail else "")
-            log.warning("%s", text + (f"; {remedy}" if remedy else ""))
+            self.log.warning("%s", text + (f"; {remedy}" if remedy else ""))
         return snap
 
     def polled(self, device_id: str, device: str, seconds: float, status: DeviceStatus) -> None:
@@ -131,7 +131,7 @@ class Publisher:
                     continue
                 self._logged_drops.add(seen)
                 outlet = f" outlet {reading.outlet}" if reading.outlet else ""
-                log.warning(
+                self.log.warning(
                     "%s (%s)%s: %s value %s dropped (%s); further ones are only counted"
                     " in otelpower_values_dropped_total",
                     device,
