@@ -15,6 +15,7 @@ _EXPORTS = {
     "Fault": ".faults",
     "PlugOptions": ".server",
     "Simulator": ".server",
+    "TpapOptions": ".tpap",
     "builtin_profiles": ".server",
     "Profile": ".profile",
     "load_profile": ".profile",

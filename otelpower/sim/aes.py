@@ -116,6 +116,7 @@ class AesServer:
 
     def _inner(self, session: AesSession, inner: dict[str, Any], token: str | None) -> dict:
         if inner.get("method") == "login_device":
+            self._ctx.logins += 1
             if not self._login_ok(inner.get("params") or {}):
                 return {"error_code": ERR_LOGIN}
             session.token = secrets.token_hex(16).upper()

@@ -118,6 +118,8 @@ class DeviceModel:
         self.device_id = hashlib.sha1(f"otelpower-sim/{mac}".encode()).hexdigest().upper()
         self.alias = profile.alias or f"{profile.model_base} sim {index}"
         self.nominal_v = 120.0 if profile.us else 230.0
+        self.transport = profile.transport  # the emulator may serve a SMART dump over TPAP
+        self.tpap: dict[str, Any] | None = None  # the TPAP announce, while serving TPAP
         self.outlets = self._make_outlets(index)
         #: reply keys forced to a value wherever they occur (fuzzing the client's parsing)
         self.overrides: dict[str, Any] = {}
@@ -236,13 +238,13 @@ class DeviceModel:
 
     def discovery_result(self, http_port: int) -> dict[str, Any]:
         """Body of the 20002/20004 reply."""
-        p = self.profile
+        p, transport = self.profile, self.transport
         schm: dict[str, Any] = {
-            "is_support_https": False,
-            "encrypt_type": p.transport if p.transport in ("AES", "TPAP") else "KLAP",
+            "is_support_https": bool(self.tpap and self.tpap["tls"]),
+            "encrypt_type": transport if transport in ("AES", "TPAP") else "KLAP",
             "http_port": http_port,
         }
-        if p.family == "smart" and p.transport == "KLAP v2":
+        if p.family == "smart" and transport in ("KLAP v2", "TPAP"):
             schm["lv"] = 2
         elif p.login_version is not None:
             schm["lv"] = p.login_version
@@ -259,6 +261,8 @@ class DeviceModel:
             "obd_src": "tplink",
             "owner": owner,
         }
+        if transport == "TPAP" and self.tpap is not None:
+            result["tpap"] = self.tpap
         return {"error_code": 0, "result": result}
 
     # -- SMART ----------------------------------------------------------------------

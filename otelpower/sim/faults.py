@@ -30,6 +30,7 @@ class PlugContext(Protocol):
     fault: Fault
     username: str
     password: str
+    logins: int  # login attempts received (KLAP handshake1, AES login_device, TPAP pake_share)
 
     def reply_delay(self) -> float: ...
 

@@ -105,6 +105,7 @@ class KlapServer:
         local = await request.read()
         if len(local) != 16:
             return web.Response(status=400)
+        self._ctx.logins += 1
         remote = secrets.token_bytes(16)
         auth = auth_hash(self.version, self._ctx.username, self._ctx.password)
         h1, h2 = server_hashes(self.version, local, remote, auth)

@@ -19,11 +19,18 @@ from .device import DeviceModel
 from .discovery import LEGACY_PORT, DiscoveryResponder
 from .faults import Fault
 from .klap import KlapServer
-from .profile import Profile, load_profile
-from .tpap import TpapServer
+from .profile import TRANSPORTS, Profile, load_profile
+from .tpap import TpapOptions, TpapServer
 from .xor import XorServer
 
-__all__ = ["EmulatedPlug", "Fault", "PlugOptions", "Simulator", "builtin_profiles"]
+__all__ = [
+    "EmulatedPlug",
+    "Fault",
+    "PlugOptions",
+    "Simulator",
+    "TpapOptions",
+    "builtin_profiles",
+]
 
 _LOG = logging.getLogger(__name__)
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -47,6 +54,8 @@ class PlugOptions:
     host: str | None = None  # 127.x.y.z; None = allocate a free one
     port: int | None = None  # TCP (XOR) / HTTP (KLAP, AES) port; None = a free port
     mac: str | None = None  # override MAC
+    transport: str | None = None  # serve a SMART dump over another transport ("TPAP")
+    tpap: TpapOptions | None = None  # TPAP variant and lock-out (with transport "TPAP")
 
 
 class EmulatedPlug:
@@ -62,11 +71,12 @@ class EmulatedPlug:
         self.port = options.port or 0
         self.mac = mac
         self.model = profile.model
-        self.transport = profile.transport
+        self.transport = options.transport or profile.transport
         self.username = options.username
         self.password = options.password
         self.latency_s = options.latency_s
         self.slow_s = 30.0
+        self.logins = 0
         self._fault = Fault.NONE
         self.device = DeviceModel(
             profile,
@@ -82,19 +92,40 @@ class EmulatedPlug:
             for o in self.device.outlets
             if self.device.is_strip
         ]
-        self._server: KlapServer | AesServer | XorServer | TpapServer
-        if profile.transport == "TPAP":
-            self._server = TpapServer(self)
-        elif profile.transport == "XOR":
-            self._server = XorServer(self)
-        elif profile.transport == "AES":
-            self._server = AesServer(self)
-        else:
-            self._server = KlapServer(self, 1 if profile.transport == "KLAP v1" else 2)
+        self._server = self._make_server(self.transport)
         self._discovery = DiscoveryResponder(self)
         self._listening = False
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def _make_server(self, transport: str) -> KlapServer | AesServer | XorServer | TpapServer:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"unknown transport {transport!r}; one of {', '.join(TRANSPORTS)}")
+        if (transport == "XOR") != (self.profile.family == "iot"):
+            raise ValueError(f"{self.profile.path.name}: a {self.profile.family} dump over {transport}")
+        self.device.transport = transport
+        if transport == "TPAP":
+            return TpapServer(self, self.options.tpap)
+        if transport == "XOR":
+            return XorServer(self)
+        if transport == "AES":
+            return AesServer(self)
+        return KlapServer(self, 1 if transport == "KLAP v1" else 2)
+
+    @property
+    def server(self) -> KlapServer | AesServer | XorServer | TpapServer:
+        """The transport's server (``TpapServer`` has the lock-out state and sessions)."""
+        return self._server
+
+    async def switch_transport(self, transport: str) -> None:
+        """A firmware update or the app's Third-Party Compatibility toggle: same address,
+        same port, another transport (sessions are lost)."""
+        async with self._lock:
+            await self._close()
+            self._server = self._make_server(transport)
+            self.transport = transport
+            if self._fault is not Fault.OFFLINE:
+                await self._open()
 
     def __repr__(self) -> str:
         return f"<EmulatedPlug {self.model} {self.transport} {self.host}:{self.port} {self.mac}>"
@@ -177,6 +208,8 @@ class EmulatedPlug:
     async def _open(self) -> None:
         try:
             self.port = await self._server.start(self.host, self.port)
+            if isinstance(self._server, TpapServer):
+                self.device.tpap = self._server.announce()
             legacy: list[int] = []
             if isinstance(self._server, XorServer):
                 # discover_single(host, port=P) sends the legacy probe to UDP P.
