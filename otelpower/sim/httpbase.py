@@ -26,7 +26,9 @@ class HttpListener:
         self._sock = socket.socket()
         self._sock.close()
 
-    async def start(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None) -> int:
+    async def start(
+        self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None
+    ) -> int:
         """Bind and serve; returns the bound port (useful with port 0).
 
         With ``ssl_context`` the port answers both HTTPS and plain HTTP, told apart by the
@@ -49,9 +51,7 @@ class HttpListener:
         self._runner = runner
         return bound
 
-    def _listen_both(
-        self, runner: web.AppRunner, host: str, port: int, tls: ssl.SSLContext
-    ) -> int:
+    def _listen_both(self, runner: web.AppRunner, host: str, port: int, tls: ssl.SSLContext) -> int:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -78,7 +78,9 @@ class HttpListener:
             for task in handoffs:
                 task.cancel()
 
-    async def _handoff(self, runner: web.AppRunner, tls: ssl.SSLContext, conn: socket.socket) -> None:
+    async def _handoff(
+        self, runner: web.AppRunner, tls: ssl.SSLContext, conn: socket.socket
+    ) -> None:
         loop = asyncio.get_running_loop()
         readable = loop.create_future()
         loop.add_reader(conn.fileno(), lambda: readable.done() or readable.set_result(None))

@@ -101,8 +101,10 @@ class EmulatedPlug:
     def _make_server(self, transport: str) -> KlapServer | AesServer | XorServer | TpapServer:
         if transport not in TRANSPORTS:
             raise ValueError(f"unknown transport {transport!r}; one of {', '.join(TRANSPORTS)}")
-        if (transport == "XOR") != (self.profile.family == "iot"):
-            raise ValueError(f"{self.profile.path.name}: a {self.profile.family} dump over {transport}")
+        needs = {"XOR": "iot", "TPAP": "smart", "AES": "smart", "KLAP v2": "smart"}
+        if needs.get(transport, self.profile.family) != self.profile.family:
+            family = self.profile.family
+            raise ValueError(f"{self.profile.path.name}: a {family} dump over {transport}")
         self.device.transport = transport
         if transport == "TPAP":
             return TpapServer(self, self.options.tpap)

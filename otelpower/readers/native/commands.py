@@ -14,11 +14,11 @@ from otelpower.readers.base import Command
 EXIT_FAILED = 1
 
 
-def _credentials() -> Any:  # kasa.Credentials | None
-    from kasa import Credentials
+def _clients(timeout: float) -> Any:  # links.Clients
+    from otelpower.readers.native.links import Clients
 
     user, password = os.environ.get("KASA_USERNAME", ""), os.environ.get("KASA_PASSWORD", "")
-    return Credentials(user, password) if user or password else None
+    return Clients(user, password, timeout)
 
 
 def split_host(text: str) -> tuple[str, int | None]:
@@ -41,7 +41,7 @@ def _read(args: argparse.Namespace) -> int:
 
     host, port = split_host(args.host)
     try:
-        result = asyncio.run(read_plug(host, port, _credentials(), args.timeout))
+        result = asyncio.run(read_plug(host, port, _clients(args.timeout), args.timeout))
     except Exception as exc:
         status, detail = classify(exc, args.timeout)
         print(f"error: {args.host}: {status}: {detail}; {REMEDIES[status]}", file=sys.stderr)
@@ -83,7 +83,7 @@ def _discover(args: argparse.Namespace) -> int:
     from otelpower.readers.native.oneshot import discover_plugs, yaml_snippet
 
     rows = asyncio.run(
-        discover_plugs(args.target or ["255.255.255.255"], args.wait, _credentials())
+        discover_plugs(args.target or ["255.255.255.255"], args.wait, _clients(10.0))
     )
     if args.json:
         print(json.dumps(rows, indent=2))

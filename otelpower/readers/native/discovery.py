@@ -34,6 +34,16 @@ def _mac(value: Any) -> str | None:
         return None
 
 
+def tpap_supported(result: dict[str, Any]) -> bool:
+    """A TPAP variant the ``tapo`` client speaks: TLS off or self-signed (``tls`` 0/1), a
+    SPAKE2+ password login (``pake`` has 2, not the default passcode 0)."""
+    tpap = result.get("tpap")
+    if not isinstance(tpap, dict):
+        return True  # announced without details (python-kasa drops them): try it
+    pake = tpap.get("pake") or [2]
+    return tpap.get("tls", 0) in (0, 1) and 2 in pake and 0 not in pake
+
+
 def parse_reply(raw: dict[str, Any]) -> FoundPlug | None:
     """Read MAC, IP, model and transport from a raw reply (legacy 9999 or 20002/20004)."""
     info = raw.get("discovery_response") or {}
@@ -44,7 +54,7 @@ def parse_reply(raw: dict[str, Any]) -> FoundPlug | None:
         enc = str(schm.get("encrypt_type") or "?")
         mac = _mac(result.get("mac"))
         model = str(result.get("device_model", "?"))
-        supported = enc in ("KLAP", "AES")
+        supported = enc in ("KLAP", "AES") or (enc == "TPAP" and tpap_supported(result))
         return FoundPlug(mac, ip, model, enc, supported) if mac else None
     sysinfo = (info.get("system") or {}).get("get_sysinfo") or {}
     mac = _mac(sysinfo.get("mac") or sysinfo.get("mic_mac"))

@@ -1,10 +1,73 @@
-"""Any native poll failure as a per-device status with a one-line detail."""
+"""Any native poll failure as a per-device status with a one-line detail.
+
+python-kasa raises typed exceptions. The ``tapo`` client raises plain ``Exception`` whose
+text is the Rust Debug form of its error (``Tapo(Unauthorized { kind: "TPAP_CREDENTIALS",
+.. })``); ``tapo_kind`` reads it in this one place, and tests provoke every kind from the
+unmodified client, so a rewording upstream fails a test instead of giving wrong statuses.
+"""
 
 from __future__ import annotations
+
+import re
 
 from kasa.exceptions import AuthenticationError, KasaException, UnsupportedDeviceError
 
 from otelpower.core.model import DeviceStatus
+
+LOCKED_DETAIL = "locked by too many failed logins; wait, then check the password"
+
+# (kind, substrings in the client's error text): first match wins
+_TAPO_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("locked", ('"TPAP_AUTH_ATTEMPTS_LIMIT"',)),
+    ("credentials", ('"TPAP_CREDENTIALS"', '"HASH_MISMATCH"', '"TPAP_HASH_MISMATCH"')),
+    ("session", ('"TPAP_SESSION_INVALID"', '"SESSION_TIMEOUT"')),
+    ("unsupported", ("UnsupportedProtocol {",)),
+    ("timeout", ("TimedOut", "Timeout", "timed out")),
+    ("offline", ("ConnectError", "ConnectionRefused", "Unreachable", "IncompleteMessage")),
+    ("unknown_method", ("RequestMethodNotSupported", "-1002", "UnknownMethod")),
+    ("reply", ("Serde(",)),
+)
+_SECRETS = re.compile(r"stok=[^/\s\"]+")
+
+
+class TapoError(Exception):
+    """An error of the ``tapo`` client, with its kind read from the text once."""
+
+    def __init__(self, text: str) -> None:
+        text = _SECRETS.sub("stok=...", " ".join(text.split()))
+        super().__init__(text)
+        self.kind = tapo_kind(text)
+
+
+def tapo_kind(text: str) -> str:
+    """``locked``, ``credentials``, ``session``, ``unsupported``, ``timeout``, ``offline``,
+    ``unknown_method``, ``reply`` or ``other``."""
+    for kind, needles in _TAPO_KINDS:
+        if any(n in text for n in needles):
+            return kind
+    return "other"
+
+
+def _tapo_status(exc: TapoError, timeout: float) -> tuple[DeviceStatus, str]:
+    match exc.kind:
+        case "locked":
+            return DeviceStatus.AUTH_FAILED, LOCKED_DETAIL
+        case "credentials":
+            return DeviceStatus.AUTH_FAILED, "authentication failed (password rejected)"
+        case "session":
+            return DeviceStatus.ERROR, "session lost again right after a new login"
+        case "unsupported":
+            variant = re.search(r"not supported yet \(([^)]*)\)", str(exc))
+            return DeviceStatus.UNSUPPORTED, (
+                f"TPAP variant not supported ({variant.group(1)})" if variant else _short(exc)
+            )
+        case "timeout":
+            return DeviceStatus.TIMEOUT, f"no answer within {timeout:g}s"
+        case "offline":
+            return DeviceStatus.OFFLINE, "connection refused or cut"
+        case "reply":
+            return DeviceStatus.ERROR, f"reply not understood: {_short(exc)}"
+    return DeviceStatus.ERROR, _short(exc)
 
 
 class NotFound(Exception):
@@ -17,6 +80,8 @@ class WrongDevice(Exception):
 
 def classify(exc: BaseException, timeout: float) -> tuple[DeviceStatus, str]:
     """Map any poll failure to a status and a one-line detail (never with credentials)."""
+    if isinstance(exc, TapoError):
+        return _tapo_status(exc, timeout)
     if isinstance(exc, AuthenticationError):
         return DeviceStatus.AUTH_FAILED, "authentication failed"
     if isinstance(exc, UnsupportedDeviceError):

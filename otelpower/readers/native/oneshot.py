@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
-
-from kasa import Credentials, Device, Discover, Module
 
 from otelpower.core.model import Reading
 from otelpower.core.quantities import (
@@ -19,7 +16,7 @@ from otelpower.core.quantities import (
     VOLTAGE,
 )
 from otelpower.readers.native import discovery as kasa_discovery
-from otelpower.readers.native.values import device_info, device_mac, device_readings
+from otelpower.readers.native.links import Clients, Fetched, Link, open_link
 
 _JSON_KEYS = {
     "power_w": POWER.key,
@@ -39,16 +36,16 @@ def _reading_json(reading: Reading | None) -> dict[str, Any]:
     return out
 
 
-def summarize(dev: Device) -> dict[str, Any]:
+def summarize(fetched: Fetched) -> dict[str, Any]:
     """The ``read --json`` object: readings (null where absent), model, mac; outlets for strips."""
-    readings = device_readings(dev)
+    readings = fetched.readings
     main = readings[0]
     outlets = [r for r in readings if r.outlet is not None]
-    info = device_info(dev)
+    info = fetched.info
     result: dict[str, Any] = {
         **_reading_json(None if outlets else main),
         "model": info["model"] or None,
-        "mac": device_mac(dev),
+        "mac": fetched.mac,
         "firmware": info["firmware"] or None,
         "transport": info["transport"],
     }
@@ -61,26 +58,25 @@ def summarize(dev: Device) -> dict[str, Any]:
     return result
 
 
-async def read_plug(
-    host: str, port: int | None, credentials: Credentials | None, deadline_s: float
-) -> dict[str, Any]:
-    """Discover, connect and update one plug once; raises on any failure."""
-    wait = max(1, round(deadline_s / 2))
-    dev: Device | None = None
+async def _fetch_once(host: str, port: int | None, clients: Clients) -> Fetched:
+    link: Link | None = None
     try:
-        async with asyncio.timeout(deadline_s):
-            dev = await Discover.discover_single(
-                host, port=port, credentials=credentials, timeout=wait, discovery_timeout=wait
-            )
-            await dev.update()
-            return summarize(dev)
+        link = await open_link(host, port, clients)
+        return await link.fetch()
     finally:
-        if dev is not None:
-            with contextlib.suppress(Exception):
-                await dev.disconnect()
+        if link is not None:
+            await link.close()
 
 
-async def _details(plug: kasa_discovery.FoundPlug, creds: Credentials | None) -> dict[str, Any]:
+async def read_plug(
+    host: str, port: int | None, clients: Clients, deadline_s: float
+) -> dict[str, Any]:
+    """Learn the transport, log in and read one plug once; raises on any failure."""
+    async with asyncio.timeout(deadline_s):
+        return summarize(await _fetch_once(host, port, clients))
+
+
+async def _details(plug: kasa_discovery.FoundPlug, clients: Clients) -> dict[str, Any]:
     row: dict[str, Any] = {
         "mac": plug.mac,
         "ip": plug.ip,
@@ -91,15 +87,11 @@ async def _details(plug: kasa_discovery.FoundPlug, creds: Credentials | None) ->
     }
     if not plug.supported:
         return row
-    dev: Device | None = None
     try:
         async with asyncio.timeout(10):
-            dev = await Discover.discover_single(plug.ip, credentials=creds, discovery_timeout=3)
-            await dev.update()
-        info = device_info(dev)
-        has_energy = Module.Energy in dev.modules or any(
-            Module.Energy in c.modules for c in dev.children
-        )
+            fetched = await _fetch_once(plug.ip, None, clients)
+        info = fetched.info
+        has_energy = any(POWER.key in r.values for r in fetched.readings)
         row.update(
             model=info["model"] or plug.model,
             firmware=info["firmware"] or None,
@@ -110,18 +102,14 @@ async def _details(plug: kasa_discovery.FoundPlug, creds: Credentials | None) ->
         from otelpower.readers.native.errors import classify
 
         row["energy"] = f"? ({classify(exc, 10)[0]})"
-    finally:
-        if dev is not None:
-            with contextlib.suppress(Exception):
-                await dev.disconnect()
     return row
 
 
 async def discover_plugs(
-    targets: list[str], wait_s: float, credentials: Credentials | None
+    targets: list[str], wait_s: float, clients: Clients
 ) -> list[dict[str, Any]]:
-    found = await kasa_discovery.probe(targets, wait_s=wait_s, credentials=credentials)
-    rows = await asyncio.gather(*(_details(p, credentials) for p in found.values()))
+    found = await kasa_discovery.probe(targets, wait_s=wait_s, credentials=clients.kasa)
+    rows = await asyncio.gather(*(_details(p, clients) for p in found.values()))
     return sorted(rows, key=lambda r: r["mac"])
 
 

@@ -1,9 +1,11 @@
-"""Native reader: polls TP-Link plugs on the LAN with python-kasa (one Device per plug).
+"""Native reader: polls TP-Link plugs on the LAN (one task and one link per plug).
 
-Coordinator pattern: one task per plug keeps a connected ``Device``, polls it on the interval
-under a per-device deadline and a shared concurrency limit, and publishes a snapshot. A
-failure publishes ``up=0`` at once (stale policy), drops the Device and retries with capped
-exponential backoff. A discovery task follows plugs by MAC when their IP changes.
+Coordinator pattern: one task per plug keeps a logged-in link (python-kasa, or the ``tapo``
+client for TPAP: see links.py), polls it on the interval under a per-device deadline and a
+shared concurrency limit, and publishes a snapshot. A failure publishes ``up=0`` at once
+(stale policy), drops the link and retries with capped exponential backoff; a rejected
+login is a standing fault, retried once per ``AUTH_RETRY_S`` (plugs lock themselves after a
+few failed logins). A discovery task follows plugs by MAC when their IP changes.
 """
 
 from __future__ import annotations
@@ -11,12 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
-
-from kasa import Credentials, Device, Discover
-from kasa.deviceconfig import DeviceConfig as KasaDeviceConfig
-from kasa.deviceconfig import DeviceConnectionParameters
-from kasa.exceptions import KasaException, UnsupportedDeviceError
 
 from otelpower.config import Config, DeviceConfig
 from otelpower.core.model import DeviceStatus, Reading, SnapshotStore
@@ -25,8 +23,8 @@ from otelpower.readers.base import Reader
 from otelpower.readers.native import discovery as kasa_discovery
 from otelpower.readers.native import settings
 from otelpower.readers.native.errors import NotFound, WrongDevice, classify
-from otelpower.readers.native.spec import SPEC
-from otelpower.readers.native.values import device_info, device_mac, device_readings
+from otelpower.readers.native.links import Clients, Link, Route, open_link
+from otelpower.readers.native.spec import AUTH_RETRY_S, SPEC
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +34,10 @@ class _Plug:
     cfg: DeviceConfig
     host: str | None
     port: int | None
-    device: Device | None = None
-    connection: DeviceConnectionParameters | None = None
+    link: Link | None = None
+    route: Route | None = None  # how to log in again without discovery
     failures: int = 0
+    login_after: float = 0.0  # time.monotonic(): no login before it (the last was rejected)
     info: dict[str, str] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -51,10 +50,12 @@ class NativeReader(Reader):
         *,
         recorder: PollRecorder | None = None,
         devices: tuple[DeviceConfig, ...] | None = None,
+        auth_retry_s: float = AUTH_RETRY_S,
     ) -> None:
         super().__init__(config, SPEC, store=store, recorder=recorder)
         creds = settings.credentials(config)
-        self._credentials = Credentials(creds.username, creds.password) if creds.present else None
+        self._clients = Clients(creds.username, creds.password, config.poll_timeout)
+        self._auth_retry_s = auth_retry_s
         self.discovery = settings.discovery(config)
         self._sem = asyncio.Semaphore(config.concurrency)
         self._discovery_wanted = asyncio.Event()
@@ -89,7 +90,8 @@ class NativeReader(Reader):
         interval = self.config.poll_interval
         if plug.failures == 0:
             return interval
-        return min(interval * 2 ** (plug.failures - 1), max(interval, self.config.backoff_max))
+        backoff = min(interval * 2 ** (plug.failures - 1), max(interval, self.config.backoff_max))
+        return max(backoff, plug.login_after - time.monotonic())
 
     async def _plug_loop(self, plug: _Plug) -> None:
         loop = asyncio.get_running_loop()
@@ -132,6 +134,7 @@ class NativeReader(Reader):
                 plug.host or "unknown",
             )
             plug.host = seen.ip
+            plug.route = None
             await self._drop(plug)
             plug.failures = 0
             plug.wake.set()
@@ -142,23 +145,21 @@ class NativeReader(Reader):
         loop = asyncio.get_running_loop()
         async with self._sem:
             started = loop.time()
+            if plug.link is None and time.monotonic() < plug.login_after:
+                return  # the last login was rejected: its state stands until login_after
             try:
                 async with asyncio.timeout(self.config.poll_timeout):
-                    dev = await self._connected(plug)
-                    info, readings = device_info(dev), device_readings(dev)
-                    mac = device_mac(dev)
-                    if mac and mac != plug.cfg.device_id:
-                        raise WrongDevice(f"{plug.host} answers as {mac}")
+                    fetched = await (await self._connected(plug)).fetch()
+                    if fetched.mac and fetched.mac != plug.cfg.device_id:
+                        raise WrongDevice(f"{plug.host} answers as {fetched.mac}")
             except Exception as exc:  # every failure becomes a per-device status, never a crash
                 await self._fail(plug, exc)
             else:
                 plug.failures = 0
-                plug.info = info
-                self._publish(plug, DeviceStatus.OK, readings=readings)
-                if any(d.reason == "unreadable" for r in readings for d in r.dropped):
-                    # python-kasa backs off a failed module and disables it after 10 errors:
-                    # a fresh Device next poll reads it again as soon as the plug recovers
-                    await self._drop(plug)
+                plug.info = fetched.info
+                if plug.link is not None:
+                    plug.route = plug.link.route()
+                self._publish(plug, DeviceStatus.OK, readings=fetched.readings)
             self.publisher.polled(
                 plug.cfg.device_id,
                 plug.cfg.device,
@@ -166,63 +167,30 @@ class NativeReader(Reader):
                 self.publisher.status(plug.cfg.device_id),
             )
 
-    async def _connected(self, plug: _Plug) -> Device:
-        """The plug's Device, updated: reuse it, reconnect it, or discover it first."""
-        if plug.device is not None:
-            await plug.device.update()
-            return plug.device
-        if plug.host is None:
-            raise NotFound("not found by discovery yet")
-        timeout = max(1, round(self.config.poll_timeout / 2))
-        if plug.connection is None:
-            dev = await self._discover_host(plug.host, plug.port, timeout)
-            plug.device = dev
-            plug.connection = dev.config.connection_type
-            await dev.update()
-            return dev
-        config = KasaDeviceConfig(
-            host=plug.host,
-            port_override=plug.port,
-            credentials=self._credentials,
-            timeout=timeout,
-            connection_type=plug.connection,
-        )
-        plug.device = await Device.connect(config=config)  # connects and updates
-        return plug.device
-
-    async def _discover_host(self, host: str, port: int | None, wait_s: int) -> Device:
-        """Learn the plug's transport: UDP discovery, else try every transport over TCP."""
-        try:
-            dev = await Discover.discover_single(
-                host,
-                port=port,
-                credentials=self._credentials,
-                timeout=wait_s,
-                discovery_timeout=wait_s,
-            )
-        except TimeoutError as exc:
-            if isinstance(exc, KasaException):
-                raise
-            dev = await Discover.try_connect_all(
-                host, port=port, timeout=wait_s, credentials=self._credentials
-            )
-            if dev is None:
-                raise NotFound(f"no discovery reply and no transport answered at {host}") from None
-        if dev is None:  # pragma: no cover - only with on_unsupported
-            raise UnsupportedDeviceError("unsupported device")
-        return dev
+    async def _connected(self, plug: _Plug) -> Link:
+        """The plug's link: kept, opened again by its route, or learned by discovery."""
+        if plug.link is None:
+            if plug.host is None:
+                raise NotFound("not found by discovery yet")
+            if plug.route is None:
+                plug.link = await open_link(plug.host, plug.port, self._clients)
+            else:
+                plug.link = await plug.route.open(self._clients)
+        return plug.link
 
     async def _drop(self, plug: _Plug) -> None:
-        dev, plug.device = plug.device, None
-        if dev is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2):
-                    await dev.disconnect()
+        link, plug.link = plug.link, None
+        if link is not None:
+            await link.close()
 
     async def _fail(self, plug: _Plug, exc: BaseException) -> None:
         status, detail = classify(exc, self.config.poll_timeout)
-        if status is DeviceStatus.UNSUPPORTED or isinstance(exc, WrongDevice):
-            plug.connection = None  # re-learn the transport next time (firmware may change)
+        if status not in (DeviceStatus.OFFLINE, DeviceStatus.TIMEOUT):
+            # re-learn the transport: a firmware update or the app's Third-Party
+            # Compatibility switch changes it (KLAP <-> TPAP) at the same address
+            plug.route = None
+        if status is DeviceStatus.AUTH_FAILED:
+            plug.login_after = time.monotonic() + self._auth_retry_s
         plug.failures += 1
         await self._drop(plug)
         self._publish(plug, status, detail=detail)

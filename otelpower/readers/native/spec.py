@@ -9,14 +9,19 @@ from otelpower.core.publisher import PollRecorder
 from otelpower.readers.base import Reader, ReaderSpec
 from otelpower.readers.native import commands, settings
 
+AUTH_RETRY_S = 1800.0  # a rejected login is retried once per 30 minutes, never in a loop
+
 REMEDIES: dict[DeviceStatus, str] = {
     DeviceStatus.AUTH_FAILED: (
         "check KASA_USERNAME/KASA_PASSWORD: they must be the TP-Link account that owns the plug"
-        " (a plug bound to another account needs that account)"
+        " (a plug bound to another account needs that account); plugs lock themselves after"
+        f" a few failed logins, so otelpower tries this one again only every"
+        f" {AUTH_RETRY_S / 60:g} minutes, or when restarted"
     ),
     DeviceStatus.UNSUPPORTED: (
-        "this firmware speaks a transport python-kasa cannot (e.g. TPAP);"
-        " read the plug over Matter instead (--protocol matter)"
+        "this firmware speaks a login no client library supports yet (e.g. TPAP with cloud"
+        " certificates): turn on Third-Party Compatibility in the Tapo app"
+        " (Me > Third-Party Services), or read the plug over Matter (--protocol matter)"
     ),
     DeviceStatus.OFFLINE: "check that the plug is powered and on the network, and its host",
     DeviceStatus.TIMEOUT: "the plug did not answer in time; check Wi-Fi signal and poll.timeout",
@@ -39,7 +44,7 @@ SPEC = ReaderSpec(
     name="native",
     vendor="tplink",
     protocol="native",
-    description="TP-Link Kasa/Tapo plugs on the LAN with python-kasa (KLAP, AES, XOR)",
+    description=("TP-Link Kasa/Tapo plugs on the LAN: python-kasa (XOR, KLAP, AES), tapo (TPAP)"),
     quantities=(
         q.POWER,
         q.VOLTAGE,
@@ -59,7 +64,7 @@ SPEC = ReaderSpec(
     remedies=REMEDIES,
     commands=(commands.DISCOVER, commands.READ),
     summary=_summary,
-    requires=("kasa",),
+    requires=("kasa", "tapo"),
     extra="native",
-    quiet_loggers=("kasa",),  # we report per-device state ourselves
+    quiet_loggers=("kasa", "tapo"),  # we report per-device state ourselves
 )

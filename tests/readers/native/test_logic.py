@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from kasa.exceptions import AuthenticationError, KasaException, UnsupportedDeviceError
 from kasa.exceptions import TimeoutError as KasaTimeout
 
 from otelpower.core.model import DeviceStatus
 from otelpower.readers.native.discovery import parse_reply
-from otelpower.readers.native.errors import classify
+from otelpower.readers.native.errors import LOCKED_DETAIL, TapoError, classify, tapo_kind
 from otelpower.readers.native.reader import NativeReader
 from tests.conftest import make_config
 
@@ -75,7 +77,15 @@ def test_parse_discovery_replies() -> None:
         },
         "meta": {"ip": "10.0.0.6"},
     }
-    assert parse_reply(tpap).supported is False
+    assert parse_reply(tpap).supported is True  # read through the tapo client
+    for variant, supported in (
+        ({"tls": 0, "pake": [2], "port": 80}, True),
+        ({"tls": 1, "pake": [2], "port": 443}, True),
+        ({"tls": 2, "pake": [2], "port": 4433}, False),  # cloud certificates
+        ({"tls": 0, "pake": [0, 2]}, False),  # default passcode
+    ):
+        tpap["discovery_response"]["result"]["tpap"] = variant
+        assert parse_reply(tpap).supported is supported, variant
     legacy = {
         "discovery_response": {
             "system": {"get_sysinfo": {"mac": "48:22:54:00:00:0B", "model": "KP115(EU)"}}
@@ -84,3 +94,61 @@ def test_parse_discovery_replies() -> None:
     }
     assert parse_reply(legacy).transport == "XOR"
     assert parse_reply({"discovery_response": {"system": {}}, "meta": {}}) is None
+
+
+def test_a_rejected_login_waits_for_the_retry_interval() -> None:
+    data = {
+        "house": "h",
+        "devices": [{"device_id": "48:22:54:00:00:01", "room": "r", "shelf": "s", "device": "d"}],
+    }
+    reader = NativeReader(make_config(data, poll={"interval": 2, "backoff_max": 10}))
+    plug = reader._plugs[0]
+    plug.failures = 1
+    assert reader._delay(plug) == 2
+    plug.login_after = time.monotonic() + 1800
+    assert 1790 < reader._delay(plug) <= 1800
+
+
+# The client's error texts, as the unmodified tapo 0.12.0 raised them against the emulator
+# (tests/readers/native/test_tapo_link.py provokes each one live).
+TAPO_TEXTS = {
+    "credentials": 'Tapo(Unauthorized { kind: "TPAP_CREDENTIALS", description: "Please verify'
+    ' that your password is correct" })',
+    "locked": 'Tapo(Unauthorized { kind: "TPAP_AUTH_ATTEMPTS_LIMIT", description: "The device'
+    ' has locked itself after too many failed logins" })',
+    "session": 'Tapo(Unauthorized { kind: "TPAP_SESSION_INVALID", description: "Session has'
+    ' expired. Re-authentication is required." })',
+    "unsupported": 'UnsupportedProtocol { protocol: "TPAP", description: "The device uses a'
+    ' variant of the TPAP protocol that is not supported yet (tls: 2). On some devices" }',
+    "offline": 'Http(reqwest::Error { kind: Request, url: "http://127.0.0.1:1/", source:'
+    ' hyper_util::client::legacy::Error(Connect, ConnectError("tcp connect error",'
+    ' 127.0.0.1:1, Os { code: 111, kind: ConnectionRefused, message: "Connection refused" })) })',
+    "timeout": 'Http(reqwest::Error { kind: Request, url: "http://127.1.2.3:4000/", source:'
+    " TimedOut })",
+    "reply": 'Serde(Error("missing field `local_time`", line: 1, column: 215))',
+}
+
+
+@pytest.mark.parametrize(("kind", "text"), sorted(TAPO_TEXTS.items()))
+def test_tapo_errors_are_classified_by_kind(kind: str, text: str) -> None:
+    assert tapo_kind(text) == kind
+    status, detail = classify(TapoError(text), 5)
+    expected = {
+        "credentials": DeviceStatus.AUTH_FAILED,
+        "locked": DeviceStatus.AUTH_FAILED,
+        "session": DeviceStatus.ERROR,
+        "unsupported": DeviceStatus.UNSUPPORTED,
+        "offline": DeviceStatus.OFFLINE,
+        "timeout": DeviceStatus.TIMEOUT,
+        "reply": DeviceStatus.ERROR,
+    }[kind]
+    assert status is expected and detail and len(detail) <= 200
+    if kind == "locked":
+        assert detail == LOCKED_DETAIL
+    if kind == "unsupported":
+        assert detail == "TPAP variant not supported (tls: 2)"
+
+
+def test_tapo_error_text_never_carries_the_session_token() -> None:
+    err = TapoError('Http(reqwest::Error { url: "http://10.0.0.2/stok=0123abcd/ds" })')
+    assert "0123abcd" not in str(err) and "stok=..." in str(err)

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,7 @@ from harness.wait import wait_for
 from otelpower import app
 from otelpower.core.model import DeviceStatus
 from otelpower.readers.native.reader import NativeReader
-from otelpower.sim import Fault, PlugOptions, builtin_profiles
+from otelpower.sim import Fault, PlugOptions, TpapOptions, builtin_profiles
 from tests.conftest import make_config
 
 PROFILES = {p.stem: p for p in builtin_profiles()}
@@ -237,19 +236,13 @@ async def test_reader_over_fixture_corpus(simulator) -> None:
                     assert approx(reading.values[key], expected[field]), (path.name, key)
 
 
-def tpap_profile(tmp_path) -> Path:
-    """A P110 whose (newer) firmware announces TPAP, which python-kasa cannot speak."""
-    data = json.loads(PROFILES["p110_klap"].read_text())
-    data["discovery_result"]["result"]["mgt_encrypt_schm"]["encrypt_type"] = "TPAP"
-    path = tmp_path / "p110_tpap.json"
-    path.write_text(json.dumps(data))
-    return path
+def tpap(**options) -> PlugOptions:
+    """A P110 on Tapo firmware 1.4.x with Third-Party Compatibility off (TPAP)."""
+    return PlugOptions(PROFILES["p110_klap"], transport="TPAP", tpap=TpapOptions(**options))
 
 
-async def test_unsupported_transport_is_a_state(simulator, tmp_path, caplog) -> None:
-    tpap, ok = await simulator.start(
-        [PlugOptions(tpap_profile(tmp_path)), PlugOptions(PROFILES["kp115_xor"])]
-    )
+async def test_unsupported_transport_is_a_state(simulator, caplog) -> None:
+    cloud, ok = await simulator.start([tpap(tls=2), PlugOptions(PROFILES["kp115_xor"])])
     caplog.set_level(logging.WARNING, logger="otelpower")
     reader = NativeReader(make_config(simulator.config_dict()))
     try:
@@ -257,18 +250,22 @@ async def test_unsupported_transport_is_a_state(simulator, tmp_path, caplog) -> 
         await reader.poll_all()
     finally:
         await reader.close()
-    assert reader.store.get(tpap.mac).status is DeviceStatus.UNSUPPORTED
+    snap = reader.store.get(cloud.mac)
+    assert snap.status is DeviceStatus.UNSUPPORTED
+    assert snap.detail == "TPAP variant not supported (tls: 2)"
     assert reader.store.get(ok.mac).up
     (line,) = [r.getMessage() for r in caplog.records if "unsupported" in r.getMessage()]
-    assert "Matter" in line
+    assert "Third-Party Compatibility" in line and "Matter" in line
+    assert cloud.logins == 0  # refused before any login request
 
 
-async def test_discover_command(simulator, tmp_path) -> None:
+async def test_discover_command(simulator) -> None:
     plugs = await simulator.start(
         [
             PlugOptions(PROFILES["p110_klap"]),
             PlugOptions(PROFILES["hs300_xor"]),
-            PlugOptions(tpap_profile(tmp_path)),
+            tpap(),
+            tpap(tls=2),
         ]
     )
     targets = [arg for p in plugs for arg in ("--target", p.host)]
@@ -292,11 +289,12 @@ async def test_discover_command(simulator, tmp_path) -> None:
 
     rows = {r["mac"]: r for r in json.loads(await discover("--json"))}
     assert set(rows) == {p.mac for p in plugs}
-    klap, strip, tpap = (rows[p.mac] for p in plugs)
+    klap, strip, new, cloud = (rows[p.mac] for p in plugs)
     assert (klap["ip"], klap["transport"], klap["energy"]) == (plugs[0].host, "KLAP v2", "yes")
     assert klap["model"] == "P110" and klap["firmware"]
     assert strip["transport"] == "XOR" and strip["energy"] == "yes"
-    assert tpap["transport"] == "TPAP (unsupported)"
+    assert (new["transport"], new["energy"], new["model"]) == ("TPAP", "yes", "P110")
+    assert cloud["transport"] == "TPAP (unsupported)"
     text = await discover()
     assert "MAC" in text and "TRANSPORT" in text and f'device_id: "{plugs[0].mac}"' in text
     assert f"native: {{host: {plugs[0].host}}}" in text

@@ -1,0 +1,67 @@
+"""A plug read through python-kasa (Kasa IOT XOR / KLAP v1, Tapo KLAP v2 and AES)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from kasa import Device
+from kasa.deviceconfig import DeviceConfig as KasaDeviceConfig
+from kasa.deviceconfig import DeviceConnectionParameters
+
+from otelpower.readers.native.links import Clients, Fetched
+from otelpower.readers.native.values import device_info, device_mac, device_readings, transport_name
+
+
+class KasaLink:
+    """One python-kasa ``Device``; updated on every fetch."""
+
+    def __init__(self, dev: Device, *, updated: bool = False) -> None:
+        self.dev = dev
+        self._updated = updated  # Device.connect updates once already
+        self._renew = False
+
+    @property
+    def transport(self) -> str:
+        return transport_name(self.dev.config)
+
+    async def fetch(self) -> Fetched:
+        if self._renew:
+            # python-kasa backs off a failed module and disables it after 10 errors: a fresh
+            # Device reads it again as soon as the plug recovers
+            await self.close()
+            self.dev = await Device.connect(config=self.dev.config)
+            self._renew = False
+        elif not self._updated:
+            await self.dev.update()
+        self._updated = False
+        readings = device_readings(self.dev)
+        self._renew = any(d.reason == "unreadable" for r in readings for d in r.dropped)
+        return Fetched(device_info(self.dev), readings, device_mac(self.dev))
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await self.dev.disconnect()
+
+    def route(self) -> KasaRoute:
+        config = self.dev.config
+        return KasaRoute(config.host, config.port_override, config.connection_type)
+
+
+@dataclass(frozen=True)
+class KasaRoute:
+    host: str
+    port: int | None
+    connection: DeviceConnectionParameters
+
+    async def open(self, clients: Clients) -> KasaLink:
+        config = KasaDeviceConfig(
+            host=self.host,
+            port_override=self.port,
+            credentials=clients.kasa,
+            timeout=clients.request_timeout,
+            connection_type=self.connection,
+        )
+        return KasaLink(await Device.connect(config=config), updated=True)

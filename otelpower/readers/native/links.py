@@ -1,0 +1,121 @@
+"""How the native reader reaches one plug: a logged-in link through one of two client libraries.
+
+python-kasa speaks Kasa IOT (XOR, KLAP v1) and Tapo KLAP v2 / AES; the ``tapo`` client speaks
+TPAP, the login of Tapo firmware 1.4.x with Third-Party Compatibility off. ``open_link``
+learns from the plug which one to use; a ``Link`` keeps the session and its ``route`` opens
+it again without discovery. The reader only ever sees ``fetch`` (HA-coordinator style).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kasa import Credentials, Discover
+from kasa.exceptions import KasaException, UnsupportedDeviceError
+
+from otelpower.core.model import Reading
+from otelpower.readers.native.errors import NotFound
+
+if TYPE_CHECKING:
+    from tapo import ApiClient
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One poll's answer: identity (model, firmware, transport), readings and the MAC."""
+
+    info: dict[str, str]
+    readings: tuple[Reading, ...]
+    mac: str | None
+
+
+class Link(Protocol):
+    transport: str
+
+    async def fetch(self) -> Fetched: ...
+
+    async def close(self) -> None: ...
+
+    def route(self) -> Route: ...
+
+
+class Route(Protocol):
+    """How to log in to a plug whose transport is known (no discovery)."""
+
+    async def open(self, clients: Clients) -> Link: ...
+
+
+@dataclass
+class Clients:
+    """The account as each library takes it, and the per-request timeout (whole seconds)."""
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+    poll_timeout: float = 10.0
+    _tapo: ApiClient | None = field(default=None, repr=False)
+
+    @property
+    def request_timeout(self) -> int:
+        return max(1, round(self.poll_timeout / 2))
+
+    @property
+    def kasa(self) -> Credentials | None:
+        present = self.username or self.password
+        return Credentials(self.username, self.password) if present else None
+
+    def tapo(self) -> ApiClient:
+        """One ``tapo.ApiClient`` per reader; its timeout is poll.timeout in whole seconds."""
+        if self._tapo is None:
+            from tapo import ApiClient
+
+            timeout = max(1, math.ceil(self.poll_timeout))
+            self._tapo = ApiClient(self.username, self.password, timeout)
+        return self._tapo
+
+
+def _tpap_announced(exc: UnsupportedDeviceError) -> dict[str, Any] | None:
+    """The discovery reply of a plug that announces TPAP (python-kasa refused it)."""
+    result = getattr(exc, "discovery_result", None) or {}
+    schm = result.get("mgt_encrypt_schm") or {}
+    return result if schm.get("encrypt_type") == "TPAP" else None
+
+
+async def open_link(host: str, port: int | None, clients: Clients) -> Link:
+    """Learn what the plug speaks and log in: UDP discovery first (its ``encrypt_type`` picks
+    the library); without a reply, python-kasa's transports over TCP, then the TPAP probe."""
+    from otelpower.readers.native.kasa_link import KasaLink
+    from otelpower.readers.native.tapo_link import TapoRoute
+
+    wait = clients.request_timeout
+    try:
+        dev = await Discover.discover_single(
+            host, port=port, credentials=clients.kasa, timeout=wait, discovery_timeout=wait
+        )
+    except UnsupportedDeviceError as exc:
+        announced = _tpap_announced(exc)
+        if announced is None:
+            raise
+        return await TapoRoute.announced(host, port, announced).open(clients)
+    except TimeoutError as exc:
+        if isinstance(exc, KasaException):
+            raise
+        found = await Discover.try_connect_all(
+            host, port=port, timeout=wait, credentials=clients.kasa
+        )
+        if found is not None:
+            return KasaLink(found)
+        try:
+            return await TapoRoute(_address(host, port), strip=None).open(clients)
+        except Exception as tapo_exc:
+            if getattr(tapo_exc, "kind", "") in ("offline", "timeout"):
+                raise NotFound(f"no discovery reply and no transport answered at {host}") from None
+            raise
+    if dev is None:  # pragma: no cover - only with on_unsupported
+        raise UnsupportedDeviceError("unsupported device")
+    return KasaLink(dev)
+
+
+def _address(host: str, port: int | None) -> str:
+    return f"{host}:{port}" if port else host
