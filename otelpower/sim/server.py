@@ -56,6 +56,7 @@ class PlugOptions:
     mac: str | None = None  # override MAC
     transport: str | None = None  # serve a SMART dump over another transport ("TPAP")
     tpap: TpapOptions | None = None  # TPAP variant and lock-out (with transport "TPAP")
+    discoverable: bool = True  # answer UDP discovery (off: a plug on another VLAN)
 
 
 class EmulatedPlug:
@@ -221,12 +222,13 @@ class EmulatedPlug:
                     # Also serve TCP 9999 so discovery without a port can connect.
                     with contextlib.suppress(OSError):
                         await self._server.start(self.host, LEGACY_PORT)
-            await self._discovery.start(
-                self.host,
-                legacy,
-                tdp=not isinstance(self._server, XorServer),
-                http_port=self.port,
-            )
+            if self.options.discoverable:
+                await self._discovery.start(
+                    self.host,
+                    legacy,
+                    tdp=not isinstance(self._server, XorServer),
+                    http_port=self.port,
+                )
         except BaseException:
             await self._close()
             raise

@@ -190,6 +190,10 @@ class TpapServer:
         }
 
     @property
+    def tls_connections(self) -> int:
+        return self._http.tls_connections
+
+    @property
     def locked(self) -> bool:
         return time.monotonic() < self.locked_until
 

@@ -19,6 +19,7 @@ EXPECTED = {
     "ep25_klap": ("iot", "EP25(US)", "KLAP v1", 0),
     "hs300_xor": ("iot", "HS300(US)", "XOR", 6),
     "p304m_klap": ("smart", "P304M(UK)", "KLAP v2", 3),
+    "p110_tpap": ("smart", "P110(EU)", "TPAP", 0),
 }
 
 

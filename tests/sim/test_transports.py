@@ -28,9 +28,11 @@ TRANSPORT_CLASS = {
 OWNER = Credentials("owner@example.com", "s3cret-Pa55")
 
 
-@pytest.mark.parametrize("name", sorted(PROFILES))
+@pytest.mark.parametrize("name", sorted(n for n in PROFILES if not n.endswith("_tpap")))
 async def test_builtin_profile_static(sim: Simulator, name: str) -> None:
-    """discover_single + update; readings equal the profile; reconnect without discovery."""
+    """discover_single + update; readings equal the profile; reconnect without discovery.
+
+    (TPAP profiles: python-kasa cannot log in; tests/sim/test_tpap.py has the tapo client.)"""
     (plug,) = await sim.start([PlugOptions(profile=PROFILES[name], static=True)])
     profile = load_profile(PROFILES[name])
     async with discovered(plug) as dev:

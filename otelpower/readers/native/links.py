@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kasa import Credentials, Discover
-from kasa.exceptions import KasaException, UnsupportedDeviceError
+from kasa.exceptions import UnsupportedDeviceError
 
 from otelpower.core.model import Reading
 from otelpower.readers.native.errors import NotFound
@@ -98,9 +98,7 @@ async def open_link(host: str, port: int | None, clients: Clients) -> Link:
         if announced is None:
             raise
         return await TapoRoute.announced(host, port, announced).open(clients)
-    except TimeoutError as exc:
-        if isinstance(exc, KasaException):
-            raise
+    except TimeoutError:  # no discovery reply (python-kasa's TimeoutError is one too)
         found = await Discover.try_connect_all(
             host, port=port, timeout=wait, credentials=clients.kasa
         )

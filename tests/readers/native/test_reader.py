@@ -18,7 +18,7 @@ from otelpower.sim import Fault, PlugOptions, TpapOptions, builtin_profiles
 from tests.conftest import make_config
 
 PROFILES = {p.stem: p for p in builtin_profiles()}
-TRANSPORTS = {"KLAP v2", "KLAP v1", "AES", "XOR"}
+TRANSPORTS = {"KLAP v2", "KLAP v1", "AES", "XOR", "TPAP"}
 
 
 def approx(a: float | None, b: float | None) -> bool:
