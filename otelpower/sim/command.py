@@ -23,6 +23,18 @@ def _arguments(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("--static", action="store_true", help="serve the profile's own readings")
     sim.add_argument("--config-out", type=Path, metavar="PATH")
     sim.add_argument(
+        "--tpap",
+        action="store_true",
+        help="serve every Tapo (SMART) profile over TPAP, as firmware 1.4.x does",
+    )
+    sim.add_argument(
+        "--tpap-tls",
+        type=int,
+        choices=(0, 1, 2),
+        default=0,
+        help="TPAP over HTTP (0), self-signed HTTPS (1), or cloud certificates (2: unsupported)",
+    )
+    sim.add_argument(
         "--matter",
         action="store_true",
         help="also a virtual Matter plug mirroring the first plug (same MAC and load curve)",
@@ -51,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
                     password,
                     matter=args.matter or bool(args.matter_server),
                     matter_server=args.matter_server,
+                    tpap_tls=args.tpap_tls if args.tpap or args.tpap_tls else None,
                 )
             )
         )

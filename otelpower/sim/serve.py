@@ -11,7 +11,9 @@ from typing import Any, TextIO
 
 import yaml
 
+from .profile import load_profile
 from .server import EmulatedPlug, PlugOptions, Simulator, builtin_profiles
+from .tpap import TpapOptions
 
 
 def format_table(plugs: list[EmulatedPlug]) -> str:
@@ -33,9 +35,12 @@ async def serve(
     *,
     matter: bool = False,
     matter_server: str | None = None,
+    tpap_tls: int | None = None,
     out: TextIO | None = None,
 ) -> None:
     """Run plugs until cancelled: one per profile, or ``count`` over the built-in ones.
+
+    ``tpap_tls``: serve every SMART profile over TPAP with that ``tls`` variant.
 
     ``matter``: also a virtual Matter plug mirroring the first single plug (see
     otelpower.sim.matter_mirror), commissioned into ``matter_server`` or a local server.
@@ -50,6 +55,10 @@ async def serve(
     options = [
         PlugOptions(profile=p, username=username, password=password, static=static) for p in paths
     ]
+    if tpap_tls is not None:
+        for opt in options:
+            if load_profile(opt.profile).family == "smart":
+                opt.transport, opt.tpap = "TPAP", TpapOptions(tls=tpap_tls)
     async with contextlib.AsyncExitStack() as stack:
         sim = await stack.enter_async_context(Simulator())
         await sim.start(options)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import tapo
 from kasa import Discover
@@ -9,6 +11,7 @@ from kasa.exceptions import UnsupportedDeviceError
 
 from otelpower.readers.native.errors import TapoError
 from otelpower.sim import Fault, PlugOptions, TpapOptions
+from otelpower.sim.serve import serve
 
 from .conftest import PROFILES
 
@@ -75,3 +78,20 @@ async def test_every_client_error_kind_is_recognised(sim) -> None:
     await gone.set_fault(Fault.SLOW)
     gone.slow_s = 5
     assert await kind_of(tapo.ApiClient("", PASSWORD, 1).p110(address(gone))) == "timeout"
+
+
+async def test_sim_serves_every_tapo_profile_over_tpap_on_request() -> None:
+    from .test_transports import _Out
+
+    out = _Out()
+    profiles = [PROFILES["p110_klap"], PROFILES["kp115_xor"]]
+    task = asyncio.create_task(serve(profiles, 0, True, None, "", PASSWORD, tpap_tls=1, out=out))
+    try:
+        async with asyncio.timeout(10):
+            await out.ready.wait()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    rows = [line.split() for line in out.getvalue().splitlines()[1:3]]
+    assert [(r[3], r[4]) for r in rows] == [("P110(EU)", "TPAP"), ("KP115(EU)", "XOR")]
