@@ -242,6 +242,10 @@ async def main_async(args: argparse.Namespace) -> list[Figure]:
     figures: list[Figure] = []
     for n in sizes(args.poll):
         figures += await bench_poll(n, args.latency, args.seq_limit)
+    if args.tpap:
+        from tpap import bench_tpap
+
+        figures += await asyncio.to_thread(bench_tpap, args.tpap, args.latency)
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
         for n in sizes(args.scrape):
             figures += await bench_scrape(n, args.latency, args.scrapes, pool)
@@ -268,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", default="100,1000", help="plug counts for the poll cycle")
     parser.add_argument("--scrape", default="10,100", help="plug counts for short /metrics runs")
     parser.add_argument("--long", type=int, default=1000, help="plugs for the long run (0: skip)")
+    parser.add_argument(
+        "--tpap", type=int, default=1000, help="plugs per transport for TPAP vs KLAP (0: skip)"
+    )
     parser.add_argument("--minutes", type=float, default=10, help="length of the long run")
     parser.add_argument("--scrapes", type=int, default=200, help="GETs per scrape figure")
     parser.add_argument("--latency", type=float, default=0.05, help="plug reply delay, s")
