@@ -19,6 +19,7 @@ from harness.ports import free_port
 from harness.processes import cli_process as process
 from harness.promtext import find, parse
 from harness.wait import wait_for
+from otelpower.sim import builtin_profiles
 
 RIGHT = "pw-" + secrets.token_hex(8)
 WRONG = "pw-" + secrets.token_hex(8)
@@ -41,7 +42,9 @@ async def test_no_output_shows_the_password(tmp_path: Path) -> None:
     owner = {"KASA_USERNAME": "owner@example.com", "KASA_PASSWORD": RIGHT}
     port = free_port()
     seen: list[str] = []
-    async with process("sim", "--count", "4", "--config-out", str(config), env=owner) as sim:
+    profiles = [p.stem for p in builtin_profiles()]  # every transport, TPAP included
+    count = str(len(profiles))
+    async with process("sim", "--count", count, "--config-out", str(config), env=owner) as sim:
         await wait_for(lambda: config.exists() and config.stat().st_size > 0, timeout=20)
         data = yaml.safe_load(config.read_text())
         data["poll"] = {"interval": 0.5, "timeout": 3}
@@ -60,8 +63,10 @@ async def test_no_output_shows_the_password(tmp_path: Path) -> None:
                 seen += [out.decode(), err.decode()]
 
         native = next(d["native"] for d in data["devices"] if d.get("native"))
+        tpap = data["devices"][profiles.index("p110_tpap")]["native"]
         commands = [
             ["read", f"{native['host']}:{native['port']}", "--json"],
+            ["read", f"{tpap['host']}:{tpap['port']}", "--json"],
             ["discover", "--json", "--target", native["host"], "--wait", "2"],
             ["check", str(config)],
         ]

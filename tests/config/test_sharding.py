@@ -56,8 +56,8 @@ async def test_two_processes_cover_every_plug_once(tmp_path: Path) -> None:
         assert len(everyone) == 8
         args = ["run", str(config), "--prometheus-port"]
         async with (
-            process(*args, str(ports[0]), "--shard", "0/2"),
-            process(*args, str(ports[1]), env={"OTELPOWER_SHARD": "1/2"}),
+            process(*args, str(ports[0]), "--shard", "0/2") as shard0,
+            process(*args, str(ports[1]), env={"OTELPOWER_SHARD": "1/2"}) as shard1,
         ):
 
             def read(port: int) -> set[str] | None:
@@ -73,7 +73,15 @@ async def test_two_processes_cover_every_plug_once(tmp_path: Path) -> None:
                 seen = [read(p) for p in ports]
                 return None not in seen and seen[0] | seen[1] == everyone
 
-            await wait_for(covered, timeout=30)
+            try:
+                await wait_for(covered, timeout=30)
+            except AssertionError:  # say which plugs are missing and what the shards logged
+                missing = everyone - set().union(*(read(p) or set() for p in ports))
+                logs = []
+                for shard in (shard0, shard1):
+                    shard.kill()
+                    logs.append((await shard.communicate())[1].decode()[-3000:])
+                raise AssertionError(f"missing {sorted(missing)}; logs: {logs}") from None
             first, second = read(ports[0]), read(ports[1])
             assert not first & second
             assert first == {d for d in everyone if shard_of(d, 2) == 0}

@@ -55,8 +55,15 @@ async def test_python_kasa_sees_the_plug_as_tpap(sim) -> None:
 
 async def test_every_client_error_kind_is_recognised(sim) -> None:
     """Each kind provoked from the unmodified client: a rewording upstream fails here."""
-    plug, locking, cloud, strip, gone = await sim.start(
-        [tpap(), tpap(lock_after=2), tpap(tls=2), tpap("p304m_klap"), tpap()]
+    plug, locking, cloud, strip, gone, expiring = await sim.start(
+        [
+            tpap(),
+            tpap(lock_after=2),
+            tpap(tls=2),
+            tpap("p304m_klap"),
+            tpap(),
+            tpap(session_ttl_s=0),
+        ]
     )
     right = tapo.ApiClient("owner@example.com", PASSWORD, 5)
     wrong = tapo.ApiClient("owner@example.com", "wrong-pass", 5)
@@ -68,7 +75,9 @@ async def test_every_client_error_kind_is_recognised(sim) -> None:
     assert await kind_of(right.p110(address(cloud))) == "unsupported"
     handler = await right.p110(address(plug))
     plug.drop_sessions()
-    assert await kind_of(handler.get_device_info_json()) == "session"
+    assert await kind_of(handler.get_device_info_json()) == "session"  # TPAP_SESSION_INVALID
+    expired = await right.p110(address(expiring))
+    assert await kind_of(expired.get_device_info_json()) == "session"  # 401: SESSION_TIMEOUT
     power_strip = await right.p304(address(strip))
     children = (await power_strip.get_child_device_list_json())["child_device_list"]
     outlet = await power_strip.plug_unchecked(children[0]["device_id"])

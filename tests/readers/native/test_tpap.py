@@ -140,6 +140,21 @@ async def test_lost_session_logs_in_again_within_the_poll(simulator) -> None:
     assert plug.logins == 2  # the new session is kept
 
 
+async def test_a_session_lost_twice_in_a_row_is_a_failure(simulator) -> None:
+    (plug,) = await simulator.start([tpap(session_ttl_s=0)])  # every session expires at once
+    reader = NativeReader(make_config(simulator.config_dict(), ENV))
+    try:
+        await reader.poll_all()
+    finally:
+        await reader.close()
+    snap = reader.store.get(plug.mac)
+    assert (snap.status, snap.detail) == (
+        DeviceStatus.ERROR,
+        "session lost again right after a new login",
+    )
+    assert plug.logins == 2  # the login, and the one new login
+
+
 async def test_a_plug_switching_klap_and_tpap_is_followed(simulator) -> None:
     (plug,) = await simulator.start(
         [PlugOptions(PROFILES["p110_klap"], username=ENV["KASA_USERNAME"], password=PASSWORD)]
