@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from otelpower.core.counters import CounterGuard
 from otelpower.core.logthrottle import LogThrottle
 from otelpower.core.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
 
@@ -62,6 +63,7 @@ class Publisher:
         self.remedies = remedies
         self.recorder: PollRecorder = recorder or NoRecorder()
         self.log_throttle = LogThrottle()
+        self.counters = CounterGuard()  # energy counters never go down except at a real reset
         # the logger the reader's own module had (otelpower.readers.<protocol>): users filter on it
         self.log = logging.getLogger(f"otelpower.readers.{protocol}")
         self._tracks: dict[str, _Track] = {}
@@ -90,6 +92,7 @@ class Publisher:
         already explained in a line of its own (e.g. its server went away): it is taken as
         logged, so the next real change is logged without a "flapping" note.
         """
+        readings = self.counters.apply(device_id, readings)
         snap = DeviceSnapshot(device_id, labels, status, info or {}, readings, detail)
         self.store.put(snap)
         self._dropped(device_id, labels.get("device", ""), readings)
@@ -118,6 +121,7 @@ class Publisher:
 
     def remove(self, device_id: str) -> None:
         self._tracks.pop(device_id, None)
+        self.counters.forget(device_id)
         self.store.remove(device_id)
 
     def _dropped(self, device_id: str, device: str, readings: tuple[Reading, ...]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 _EXPORTS = {
     "EmulatedPlug": ".server",
     "Fault": ".faults",
+    "PlugClock": ".clock",
     "PlugOptions": ".server",
     "Simulator": ".server",
     "TpapOptions": ".tpap",

@@ -6,10 +6,12 @@ import base64
 import copy
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .clock import local, local_epoch
 from .loadcurve import LoadCurve, Meter, Sample
 from .profile import ChildProfile, Profile, components_of
 
@@ -44,6 +46,10 @@ class Outlet:
     today0_wh: float
     month0_wh: float
     static_realtime: dict[str, Any] | None = None  # IOT get_realtime to serve unchanged
+    day: tuple[int, int, int] = (0, 0, 0)  # the plug-local day "today" counts from
+    day_base_wh: float = 0.0  # meter energy when that day began
+    month: tuple[int, int] = (0, 0)
+    month_base_wh: float = 0.0
     methods: dict[str, Any] = field(default_factory=dict)  # SMART method replies from the dump
     energy_version: int = 1  # SMART energy_monitoring component version
 
@@ -53,6 +59,30 @@ class Outlet:
 
     def added_wh(self, s: Sample) -> float:
         return max(0.0, s.energy_wh - self.start_wh)
+
+    def figures(self, epoch: float, utc_offset_s: int) -> tuple[float, float]:
+        """(today, this month) in Wh as the plug counts them: each restarts from 0 at the
+        plug's local midnight and on the first of the month."""
+        wall = local(epoch, utc_offset_s)
+        day, month = (wall.year, wall.month, wall.day), (wall.year, wall.month)
+        if day != self.day:
+            midnight = wall.replace(hour=0, minute=0, second=0, microsecond=0)
+            self.day = day
+            self.day_base_wh = self.meter.energy_at(local_epoch(midnight, utc_offset_s))
+        if month != self.month:
+            first = wall.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            self.month = month
+            self.month_base_wh = self.meter.energy_at(local_epoch(first, utc_offset_s))
+        energy = self.meter.energy_at(epoch)
+        return max(0.0, energy - self.day_base_wh), max(0.0, energy - self.month_base_wh)
+
+    def start_ledger(
+        self, epoch: float, utc_offset_s: int, today_wh: float, month_wh: float
+    ) -> None:
+        """At emulator start: the dump's today/month figures were used earlier this day/month."""
+        self.figures(epoch, utc_offset_s)
+        energy = self.meter.energy_at(epoch)
+        self.day_base_wh, self.month_base_wh = energy - today_wh, energy - month_wh
 
 
 def _iot_static_sample(rt: dict[str, Any], on: bool) -> Sample:
@@ -109,8 +139,13 @@ class DeviceModel:
         index: int,
         static: bool,
         username: str = "",
+        clock: Callable[[], float] = time.time,
+        utc_offset_s: int | None = None,
     ) -> None:
         self.profile = profile
+        self.clock = clock
+        dumped_diff = (profile.data.get("get_device_time") or {}).get("time_diff", 0)
+        self.utc_offset_s = int(dumped_diff) * 60 if utc_offset_s is None else utc_offset_s
         self.mac = mac
         self.host = host
         self.static = static
@@ -121,6 +156,8 @@ class DeviceModel:
         self.transport = profile.transport  # the emulator may serve a SMART dump over TPAP
         self.tpap: dict[str, Any] | None = None  # the TPAP announce, while serving TPAP
         self.outlets = self._make_outlets(index)
+        for o in self.outlets:
+            o.start_ledger(self.clock(), self.utc_offset_s, o.today0_wh, o.month0_wh)
         #: reply keys forced to a value wherever they occur (fuzzing the client's parsing)
         self.overrides: dict[str, Any] = {}
 
@@ -181,11 +218,11 @@ class DeviceModel:
             month0 = float(eu.get("month_energy", 0))
         if self.static:
             curve = LoadCurve(0, self.nominal_v, seed)
-            meter = Meter(curve, start_wh=truth.energy_wh, on=on, static=truth)
+            meter = Meter(curve, start_wh=truth.energy_wh, on=on, static=truth, clock=self.clock)
         else:
             base = truth.power_w if truth.power_w >= 1.0 else DEFAULT_BASE_W
             curve = LoadCurve(base * factor, self.nominal_v, seed)
-            meter = Meter(curve, start_wh=truth.energy_wh, on=on)
+            meter = Meter(curve, start_wh=truth.energy_wh, on=on, clock=self.clock)
         return Outlet(
             index=child.index if child else 0,
             alias=alias,
@@ -207,7 +244,7 @@ class DeviceModel:
 
     def readings(self) -> dict[str, Any]:
         """Current truth of the meters (sum over outlets for strips)."""
-        now = time.time()
+        now = self.clock()
         samples = [o.meter.sample(now) for o in self.outlets]
         if not self.is_strip:
             return _reading_dict(samples[0])
@@ -230,6 +267,16 @@ class DeviceModel:
         else:
             reply = self.handle_iot(request)
         return _override(reply, self.overrides) if self.overrides else reply
+
+    def local_now(self) -> datetime:
+        """The plug's wall-clock time (its clock, in its time zone)."""
+        return local(self.clock(), self.utc_offset_s)
+
+    def erase_energy(self) -> None:
+        """Erase the meters' statistics: every counter, today and month restart from 0."""
+        for o in self.outlets:
+            o.meter.reset()
+            o.start_ledger(self.clock(), self.utc_offset_s, 0.0, 0.0)
 
     # -- discovery ------------------------------------------------------------------
 
@@ -333,16 +380,15 @@ class DeviceModel:
             self._patch_relay(info, self.outlets[0])
         return info
 
-    @staticmethod
-    def _patch_relay(info: dict[str, Any], outlet: Outlet) -> None:
+    def _patch_relay(self, info: dict[str, Any], outlet: Outlet) -> None:
         m = outlet.meter
         info["device_on"] = m.on
-        info["on_time"] = int(time.time() - m.on_since) if m.on else 0
+        info["on_time"] = int(self.clock() - m.on_since) if m.on else 0
 
     def _smart_time(self, dumped: dict[str, Any]) -> dict[str, Any]:
         return {
-            "time_diff": dumped.get("time_diff", 0),
-            "timestamp": int(time.time()),
+            "time_diff": self.utc_offset_s // 60,
+            "timestamp": int(self.clock()),
             "region": dumped.get("region", "UTC"),
         }
 
@@ -363,13 +409,13 @@ class DeviceModel:
                 "power_mw": mw,
                 "voltage_mv": round(s.voltage_v * 1000),
             }
-        added = outlet.added_wh(s)
+        today, month = outlet.figures(self.clock(), self.utc_offset_s)
         base = copy.deepcopy(methods.get("get_energy_usage") or {})
         live = {
             "current_power": mw,
-            "today_energy": round(outlet.today0_wh + added),
-            "month_energy": round(outlet.month0_wh + added),
-            "local_time": datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+            "today_energy": round(today),
+            "month_energy": round(month),
+            "local_time": self.local_now().strftime("%Y-%m-%d %H:%M:%S"),
         }
         if not base:
             base = {"today_runtime": 0, "month_runtime": 0, "electricity_charge": [0, 0, 0]}
@@ -496,7 +542,7 @@ class DeviceModel:
         """``system.get_sysinfo`` with this plug's identity and live relay state."""
         info = copy.deepcopy(self.profile.sysinfo)
         info.update(mac=self.mac.upper(), deviceId=self.device_id, alias=self.alias, err_code=0)
-        now = time.time()
+        now = self.clock()
         if self.is_strip:
             dumped = info.get("children") or []
             kids = []
@@ -533,7 +579,7 @@ class DeviceModel:
     def _iot_time(
         self, method: str, args: dict[str, Any], targets: list[Outlet] | None
     ) -> dict[str, Any] | None:
-        now = datetime.now()
+        now = self.local_now()
         if method == "get_time":
             return {
                 "year": now.year,
@@ -553,13 +599,14 @@ class DeviceModel:
     ) -> dict[str, Any] | None:
         outlets = targets if targets else self.outlets
         milli = "power_mw" in (self.outlets[0].static_realtime or {})
-        now = datetime.now()
+        now = self.local_now()
         if method == "get_realtime":
             if len(outlets) == 1:
                 return self._iot_realtime(outlets[0], milli)
             return self._iot_sum([self._iot_realtime(o, milli) for o in outlets], milli)
         if method in ("get_daystat", "get_monthstat"):
-            wh = sum(o.today0_wh + o.added_wh(o.meter.sample()) for o in outlets)
+            figures = [o.figures(self.clock(), self.utc_offset_s) for o in outlets]
+            wh = sum(f[0] if method == "get_daystat" else f[1] for f in figures)
             entry: dict[str, Any] = {"year": now.year, "month": now.month}
             key = "day_list" if method == "get_daystat" else "month_list"
             if method == "get_daystat":

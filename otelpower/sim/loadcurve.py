@@ -91,6 +91,21 @@ class Meter:
         self.on = on
         self.on_since = now
 
+    def energy_at(self, t: float) -> float:
+        """Energy counter (Wh) at time ``t`` (not before the last relay switch)."""
+        if self.static is not None:
+            return self.static.energy_wh
+        if not self.on or t <= self._since:
+            return self._acc_wh
+        return self._acc_wh + self.curve.energy_wh(self._since, t)
+
+    def reset(self) -> None:
+        """The counter restarts from 0 (the meter's statistics were erased)."""
+        now = self._clock()
+        self._acc_wh = -self.curve.energy_wh(self._since, now) if self.on else 0.0
+        if self.static is not None:
+            self.static = Sample(**{**self.static.__dict__, "energy_wh": 0.0})
+
     def sample(self, now: float | None = None) -> Sample:
         """Current reading."""
         now = self._clock() if now is None else now

@@ -15,6 +15,7 @@ from typing import Any
 from otelpower.config import normalize_mac
 
 from .aes import AesServer
+from .clock import PlugClock
 from .device import DeviceModel
 from .discovery import LEGACY_PORT, DiscoveryResponder
 from .faults import Fault
@@ -26,6 +27,7 @@ from .xor import XorServer
 __all__ = [
     "EmulatedPlug",
     "Fault",
+    "PlugClock",
     "PlugOptions",
     "Simulator",
     "TpapOptions",
@@ -57,13 +59,21 @@ class PlugOptions:
     transport: str | None = None  # serve a SMART dump over another transport ("TPAP")
     tpap: TpapOptions | None = None  # TPAP variant and lock-out (with transport "TPAP")
     discoverable: bool = True  # answer UDP discovery (off: a plug on another VLAN)
+    utc_offset_min: int | None = None  # the plug's time zone; None: the dump's (SMART) or UTC
 
 
 class EmulatedPlug:
     """One plug: its own loopback address, a TCP/HTTP port and its UDP discovery sockets."""
 
     def __init__(
-        self, options: PlugOptions, profile: Profile, *, host: str, mac: str, index: int
+        self,
+        options: PlugOptions,
+        profile: Profile,
+        *,
+        host: str,
+        mac: str,
+        index: int,
+        clock: PlugClock | None = None,
     ) -> None:
         self.options = options
         self.profile = profile
@@ -86,6 +96,8 @@ class EmulatedPlug:
             index=index,
             static=options.static,
             username=options.username,
+            clock=(clock or PlugClock()).now,
+            utc_offset_s=None if options.utc_offset_min is None else options.utc_offset_min * 60,
         )
         self.alias = self.device.alias
         self.children: list[dict[str, str]] = [
@@ -174,6 +186,10 @@ class EmulatedPlug:
         """Reboot: forget KLAP/AES sessions and drop open XOR connections."""
         self._server.drop_sessions()
 
+    def erase_energy(self) -> None:
+        """Erase the meter's statistics (a real counter reset, as the Kasa app's "erase")."""
+        self.device.erase_energy()
+
     def readings(self) -> dict[str, Any]:
         """Current truth: power_w, voltage_v, current_a, energy_total_kwh, relay_on (+outlets)."""
         return self.device.readings()
@@ -254,13 +270,20 @@ def _slug(text: str) -> str:
 class Simulator:
     """A set of emulated plugs in one 127.A.B.0/24 block."""
 
-    def __init__(self, base_host: str | None = None, *, mac_prefix: str = DEFAULT_MAC_PREFIX):
+    def __init__(
+        self,
+        base_host: str | None = None,
+        *,
+        mac_prefix: str = DEFAULT_MAC_PREFIX,
+        clock: PlugClock | None = None,
+    ):
         if base_host:
             self._a, self._b = _parse_block(base_host)
         else:
             rng = random.SystemRandom()
             self._a, self._b = rng.randint(1, 254), rng.randint(0, 255)
         self.mac_prefix = mac_prefix.lower()
+        self.clock = clock or PlugClock()  # the plugs' clock (tests move it across midnight)
         self.plugs: list[EmulatedPlug] = []
         self._next_n = 1
 
@@ -299,7 +322,9 @@ class Simulator:
         for _attempt in range(16):
             host = opt.host or self._next_host()
             mac = normalize_mac(opt.mac) if opt.mac else self._mac_for(host)
-            plug = EmulatedPlug(opt, profile, host=host, mac=mac, index=len(self.plugs) + 1)
+            plug = EmulatedPlug(
+                opt, profile, host=host, mac=mac, index=len(self.plugs) + 1, clock=self.clock
+            )
             try:
                 await plug.start()
             except OSError as ex:

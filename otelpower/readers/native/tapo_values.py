@@ -13,7 +13,14 @@ from typing import Any
 from otelpower.config import normalize_mac
 from otelpower.core import plausible
 from otelpower.core.model import Reading
-from otelpower.core.quantities import ENERGY_MONTH, ENERGY_TODAY, POWER, RELAY_ON, RSSI
+from otelpower.core.quantities import (
+    ENERGY_MONTH,
+    ENERGY_TODAY,
+    ENERGY_TOTAL,
+    POWER,
+    RELAY_ON,
+    RSSI,
+)
 
 TRANSPORT = "TPAP"
 STRIP_MODELS = ("P300", "P304", "P306", "P316")
@@ -49,6 +56,8 @@ def energy(usage: Mapping[str, Any] | None, current_power_w: Any = None) -> dict
     for key, field in ((ENERGY_TODAY.key, "today_energy"), (ENERGY_MONTH.key, "month_energy")):
         if usage.get(field) is not None:
             values[key] = _scaled(usage[field], 1000)
+    if ENERGY_MONTH.key in values:  # the counter: resets at the plug's month start
+        values[ENERGY_TOTAL.key] = values[ENERGY_MONTH.key]
     return values
 
 

@@ -10,6 +10,7 @@ from kasa import Device, Module
 from kasa.deviceconfig import DeviceConfig as KasaDeviceConfig
 from kasa.deviceconfig import DeviceEncryptionType
 from kasa.interfaces import Energy
+from kasa.iot.modules import Emeter as IotEmeter
 
 from otelpower.config import normalize_mac
 from otelpower.core import plausible
@@ -69,17 +70,47 @@ def energy_values(dev: Device) -> dict[str, Any]:
         return {}
     if _failed(energy):  # python-kasa keeps a failed module's last values: none are current
         return {q.key: Unreadable("energy reply rejected") for q in (POWER, ENERGY_TODAY)}
+    if isinstance(energy, IotEmeter):
+        today, month = iot_today_and_month(dev, energy)
+    else:
+        today = _value(lambda: energy.consumption_today)
+        month = _value(lambda: energy.consumption_this_month)
     values: dict[str, Any] = {
         POWER.key: _value(lambda: energy.current_consumption),
-        ENERGY_TODAY.key: _value(lambda: energy.consumption_today),
-        ENERGY_MONTH.key: _value(lambda: energy.consumption_this_month),
+        ENERGY_TODAY.key: today,
+        ENERGY_MONTH.key: month,
     }
     if energy.supports(Energy.ModuleFeature.VOLTAGE_CURRENT):
         values[VOLTAGE.key] = _value(lambda: energy.voltage)
         values[CURRENT.key] = _value(lambda: energy.current)
     if energy.supports(Energy.ModuleFeature.CONSUMPTION_TOTAL):
         values[ENERGY_TOTAL.key] = _value(lambda: energy.consumption_total)
+    else:  # Tapo: the month figure is the counter (it resets at the plug's month start)
+        values[ENERGY_TOTAL.key] = values[ENERGY_MONTH.key]
     return values
+
+
+def _stat_kwh(entries: Any, **when: int) -> float | None:
+    """The kWh of the day or month list entry dated ``when``; None if the list has none."""
+    for entry in reversed(entries or []):
+        if all(entry.get(k) == v for k, v in when.items()):
+            if "energy_wh" in entry:
+                return float(entry["energy_wh"]) / 1000.0
+            return float(entry["energy"]) if "energy" in entry else None
+    return None
+
+
+def iot_today_and_month(dev: Device, energy: IotEmeter) -> tuple[Any, Any]:
+    """Today's and this month's kWh by the plug's own date (python-kasa picks them by the
+    host's date, which reads 0.0 for the hours a UTC host and a plug in local time differ).
+    An entry the plug's lists lack is absent, never 0."""
+    plug_now = _safe(lambda: dev.time)
+    if plug_now is None:
+        return None, None
+    y, m, d = plug_now.year, plug_now.month, plug_now.day
+    today = _value(lambda: _stat_kwh(energy.daily_data, year=y, month=m, day=d))
+    month = _value(lambda: _stat_kwh(energy.monthly_data, year=y, month=m))
+    return today, month
 
 
 def _relay(dev: Device) -> Any:
