@@ -217,6 +217,20 @@ def variables(with_preference: bool) -> list:
         )
         chain += f', {name}=~"${name}"'
     if with_preference:
+        out += [
+            db.TextBoxVariable("price")
+            .label("Price per kWh")
+            .description("Your tariff, for the cost panels")
+            .default_value(DEFAULT_PRICE)
+            .current(dm.VariableOption(selected=True, text=DEFAULT_PRICE, value=DEFAULT_PRICE)),
+            db.TextBoxVariable("currency")
+            .label("Currency")
+            .description("Shown in the cost panels' titles")
+            .default_value(DEFAULT_CURRENCY)
+            .current(
+                dm.VariableOption(selected=True, text=DEFAULT_CURRENCY, value=DEFAULT_CURRENCY)
+            ),
+        ]
         first = registry.protocols()[0]
         out.append(
             db.CustomVariable("protocol_preference")
@@ -256,6 +270,8 @@ def base(uid: str, title: str, desc: str, with_preference: bool) -> db.Dashboard
 # --- dashboards --------------------------------------------------------------------------------
 
 PLUG = (*DEVICE,)  # labels of a preferred per-plug series (outlet on strips)
+DEFAULT_PRICE, DEFAULT_CURRENCY = "0.30", "EUR"
+ENERGY_IN_RANGE_TOTAL = f"sum({preferred_increase('energy_kilowatt_hours_total', '$__range')})"
 
 
 def power_dashboard() -> db.Dashboard:
@@ -314,9 +330,10 @@ def power_dashboard() -> db.Dashboard:
             stat_panel(
                 "Energy today",
                 "kwatth",
-                "Counter increase over the last 24 h, selected plugs (each once).",
-                q(f"sum({preferred_increase('energy_kilowatt_hours_total', '1d')})", "kWh", ()),
-            ),
+                "Energy since midnight in the dashboard's time zone (the panel's time range is"
+                " 'today so far'), selected plugs, each once.",
+                q(ENERGY_IN_RANGE_TOTAL, "kWh", ()),
+            ).time_from("now/d"),
         ),
         (
             16,
@@ -355,8 +372,9 @@ def power_dashboard() -> db.Dashboard:
             ts(
                 "Energy per day per room",
                 "kwatth",
-                "Counter increase per day (bars at 1 d resolution): "
-                "*_energy_kilowatt_hours_total, plugs without a counter are not included.",
+                "Counter increase per day (bars at 1 d resolution, days as the data source"
+                " aligns them: UTC): *_energy_kilowatt_hours_total, which every metered plug"
+                " has (a lifetime counter, or its month figure).",
                 q(
                     "sum by (house, room) ("
                     + preferred_increase("energy_kilowatt_hours_total", "1d")
@@ -385,6 +403,42 @@ def power_dashboard() -> db.Dashboard:
                     instant=True,
                 ),
             ),
+        ),
+        (
+            12,
+            8,
+            bars(
+                "Cost per room in the time range (${currency})",
+                "none",
+                "Energy over the dashboard's time range times the price variable"
+                " (${currency} per kWh).",
+                q(
+                    "sum by (house, room) ("
+                    + preferred_increase("energy_kilowatt_hours_total", "$__range")
+                    + ") * $price",
+                    "{{house}}/{{room}}",
+                    ("house", "room"),
+                    instant=True,
+                ),
+            ).decimals(2),
+        ),
+        (
+            12,
+            8,
+            bars(
+                "Cost per device in the time range (${currency})",
+                "none",
+                "The 10 plugs that cost most over the dashboard's time range"
+                " (${currency}, at the price variable).",
+                q(
+                    "topk(10, sum by (house, room, shelf, device) ("
+                    + preferred_increase("energy_kilowatt_hours_total", "$__range")
+                    + ")) * $price",
+                    "{{device}}",
+                    ("house", "room", "shelf", "device"),
+                    instant=True,
+                ),
+            ).decimals(2),
         ),
         (
             12,

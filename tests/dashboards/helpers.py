@@ -78,6 +78,7 @@ def expand(expr: str, preference: str = "native") -> str:
     """Variables as an "All" selection (``.*``), the preference as given, built-ins as 1m."""
     for key, value in BUILTIN.items():
         expr = expr.replace(key, value)
+    expr = re.sub(r"\$\{price\}|\$price\b", "0.30", expr)
     expr = expr.replace("${protocol_preference}", preference)
     expr = expr.replace("$protocol_preference", preference)
     expr = re.sub(r"\$\{(house|room|shelf|device)\}|\$(house|room|shelf|device)\b", ".*", expr)

@@ -61,7 +61,9 @@ async def test_every_query_returns_data(
         [
             PlugOptions(PROFILES["kp115_xor"]),  # has an energy counter, mirrored over Matter
             PlugOptions(PROFILES["hs300_xor"]),  # strip: outlet labels
-            PlugOptions(PROFILES["p110_klap"]),
+            PlugOptions(PROFILES["p110_klap"]),  # energy counter: its month figure
+            PlugOptions(PROFILES["p110_tpap"]),  # read through the tapo client
+            PlugOptions(PROFILES["p304m_klap"]),  # outlets with month figures
         ]
     )
     mirrored = plugs[0].mac
@@ -94,7 +96,7 @@ async def test_every_query_returns_data(
                 in_thread=True,
             )
             await asyncio.sleep(DATA_SECONDS)
-            problems = await asyncio.to_thread(run_everything, vm, mirrored, plugs)
+            problems = await asyncio.to_thread(run_everything, vm, mirrored, plugs, data["devices"])
             # Fallback: the mirrored plug's native path fails; the unified panels (native
             # preferred) now show it from Matter, still once.
             plugs[0].fault = Fault.OFFLINE
@@ -108,11 +110,20 @@ async def test_every_query_returns_data(
     assert not problems, "\n".join(problems)
 
 
-def run_everything(vm: VictoriaMetrics, mirrored: str, plugs: list) -> list[str]:
+def check_every_plug_has_energy(where: str, result: list[dict], names: set[str]) -> list[str]:
+    """Energy panels per device: every live plug is in them, whatever counter it has."""
+    got = {r["metric"].get("device") for r in result}
+    return [f"{where}: no energy for {sorted(names - got)}"] if not names <= got else []
+
+
+def run_everything(
+    vm: VictoriaMetrics, mirrored: str, plugs: list, devices: list[dict]
+) -> list[str]:
     problems: list[str] = []
     labels = declared_labels()
     vm.flush()
     live_ids = {p.mac for p in plugs}
+    names = {d["device"] for d in devices if d["device_id"] in live_ids}
 
     for dashboard, name, query in variable_queries():
         m = re.fullmatch(r"label_values\((.*), (\w+)\)", query)
@@ -145,6 +156,8 @@ def run_everything(vm: VictoriaMetrics, mirrored: str, plugs: list) -> list[str]
                     break
             if "power_watts" in target.expr and "protocol_preference" in target.expr:
                 problems += check_each_plug_once(where, result, live_ids)
+            if "energy_kilowatt_hours_total" in target.expr and "device" in want:
+                problems += check_every_plug_has_energy(where, result, names)
     # The comparison panels must line up the mirrored plug's two readings.
     diff = vm.query(
         "tplink_native_power_watts - ignoring(protocol, instance) tplink_matter_power_watts",
