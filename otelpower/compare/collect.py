@@ -25,6 +25,7 @@ class PathData:
     p99_s: float | None = None
     last_success_age_s: float | None = None
     errors: dict[str, int] = field(default_factory=dict)  # kind -> polls failed
+    energy_kwh: float | None = None  # increase of the energy counter over the range
 
     @property
     def value_fields(self) -> list[str]:
@@ -104,6 +105,13 @@ def collect(
                 path = _path(devices, s, protocol)
                 if path is not None:
                     setattr(path, attr, s.points)
+    w = window(start, end)
+    for protocol in PROTOCOLS:
+        counter = f"tplink_{protocol}_energy_kilowatt_hours_total{braces}"
+        for s in client.query(f"sum by (device_id) (increase({counter}[{w}]))", end):
+            path = _path(devices, s, protocol)
+            if path is not None:
+                path.energy_kwh = _num(s.points[0][1])
     _self_metrics(client, devices, result, start, end, sel)
     return result
 

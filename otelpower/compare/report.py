@@ -167,6 +167,26 @@ def _device_section(r: DeviceResult) -> list[str]:
     return out
 
 
+def _energy_row(r: DeviceResult) -> list[str] | None:
+    native, matter = (r.data.paths[p].energy_kwh for p in ("native", "matter"))
+    if native is None and matter is None:
+        return None
+    diff = rel = None
+    if native is not None and matter is not None:
+        diff, mean = native - matter, (native + matter) / 2
+        rel = abs(diff) / mean * 100 if mean else None
+    cells = [_f(native, digits=3), _f(matter, digits=3), _f(diff, digits=3), _f(rel, digits=1)]
+    return [r.data.device, f"`{r.data.device_id}`", *cells]
+
+
+def _energy_table(results: list[DeviceResult]) -> list[str]:
+    rows = [row for r in results if (row := _energy_row(r)) is not None]
+    if not rows:
+        return ["No compared device has an energy counter.", ""]
+    header = ["device", "device_id", "native (kWh)", "matter (kWh)", "native - matter (kWh)"]
+    return _table([*header, "difference (%)"], rows)
+
+
 def render(a: Analysis) -> str:
     c = a.collected
     out = [
@@ -208,6 +228,8 @@ def render(a: Analysis) -> str:
     out += _table(["protocol", "p50", "p99"], lat_rows)
     out += ["**Availability and recovery** (compared devices pooled)", ""]
     out += _table(UP_HEADER, _up_rows(a.overall_up))
+    out += ["**Energy** (increase of the energy counter over the range)", ""]
+    out += _energy_table(a.compared)
 
     out += ["## Devices", ""]
     for r in a.compared:
@@ -239,6 +261,9 @@ def render(a: Analysis) -> str:
         " timestamps where both paths have a value are compared.",
         f"- Relative difference: |native - matter| / mean of the two, for samples where"
         f" either reading is ≥ {MIN_RELATIVE_W:g} W.",
+        "- Energy: `sum by (device_id) (increase(tplink_<protocol>_energy_kilowatt_hours_total"
+        "[range]))` at the end of the range, per protocol; the difference is relative to the"
+        " mean of the two.",
         "- Availability: share of step samples with `tplink_<protocol>_up` = 1 (gaps without"
         " samples are not counted); an outage is a 1→0 transition, a recovery the next 1;"
         " times to recover have the resolution of the step.",

@@ -53,6 +53,9 @@ def range_answer(query: str) -> list[dict]:
 
 
 def instant_answer(query: str) -> list[dict]:
+    for protocol, kwh in (("native", "0.500"), ("matter", "0.490")):
+        if f"increase(tplink_{protocol}_energy_kilowatt_hours_total" in query:
+            return [{"metric": {"device_id": MAC}, "value": [T0 + 19, kwh]}]
     if "histogram_quantile" in query:
         return [
             {"metric": {"protocol": p, "device_id": MAC}, "value": [T0 + 19, "0.05"]}
@@ -124,6 +127,7 @@ def test_report_from_a_backend(backend: str, tmp_path: Path, capsys) -> None:
     assert "| `rssi_dbm` | ✓ | - |" in report
     assert "| matter | 85.0% | 20 | 1 | 1 | 3.0 s | no |" in report
     assert "Overall: prefer **native**" in report
+    assert "| tv | `48:22:54:00:00:01` | 0.500 | 0.490 | 0.010 | 2.0 |" in report
     for name in ("tv-power.png", "tv-diff.png", "availability.png"):
         assert (tmp_path / name).stat().st_size > 1000
 
