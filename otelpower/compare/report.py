@@ -167,6 +167,9 @@ def _device_section(r: DeviceResult) -> list[str]:
     return out
 
 
+MIN_RELATIVE_KWH = 0.01  # below this the plugs' 1 Wh resolution dominates a relative figure
+
+
 def _energy_row(r: DeviceResult) -> list[str] | None:
     native, matter = (r.data.paths[p].energy_kwh for p in ("native", "matter"))
     if native is None and matter is None:
@@ -174,8 +177,8 @@ def _energy_row(r: DeviceResult) -> list[str] | None:
     diff = rel = None
     if native is not None and matter is not None:
         diff, mean = native - matter, (native + matter) / 2
-        rel = abs(diff) / mean * 100 if mean else None
-    cells = [_f(native, digits=3), _f(matter, digits=3), _f(diff, digits=3), _f(rel, digits=1)]
+        rel = abs(diff) / mean * 100 if mean >= MIN_RELATIVE_KWH else None
+    cells = [_f(native, digits=4), _f(matter, digits=4), _f(diff, digits=4), _f(rel, digits=1)]
     return [r.data.device, f"`{r.data.device_id}`", *cells]
 
 
@@ -263,7 +266,7 @@ def render(a: Analysis) -> str:
         f" either reading is ≥ {MIN_RELATIVE_W:g} W.",
         "- Energy: `sum by (device_id) (increase(tplink_<protocol>_energy_kilowatt_hours_total"
         "[range]))` at the end of the range, per protocol; the difference is relative to the"
-        " mean of the two.",
+        f" mean of the two, shown from {MIN_RELATIVE_KWH:g} kWh (plugs count whole Wh).",
         "- Availability: share of step samples with `tplink_<protocol>_up` = 1 (gaps without"
         " samples are not counted); an outage is a 1→0 transition, a recovery the next 1;"
         " times to recover have the resolution of the step.",

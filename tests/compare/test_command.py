@@ -127,7 +127,7 @@ def test_report_from_a_backend(backend: str, tmp_path: Path, capsys) -> None:
     assert "| `rssi_dbm` | ✓ | - |" in report
     assert "| matter | 85.0% | 20 | 1 | 1 | 3.0 s | no |" in report
     assert "Overall: prefer **native**" in report
-    assert "| tv | `48:22:54:00:00:01` | 0.500 | 0.490 | 0.010 | 2.0 |" in report
+    assert "| tv | `48:22:54:00:00:01` | 0.5000 | 0.4900 | 0.0100 | 2.0 |" in report
     for name in ("tv-power.png", "tv-diff.png", "availability.png"):
         assert (tmp_path / name).stat().st_size > 1000
 
