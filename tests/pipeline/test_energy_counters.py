@@ -12,6 +12,7 @@ paths.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -41,8 +42,10 @@ def truth_kwh(plugs) -> dict[tuple[str, str], float]:
     return out
 
 
-def increases(vm: VictoriaMetrics, selector: str, window_s: float, at: float) -> dict:
-    expr = f"increase({COUNTER}{{{selector}}}[{round(window_s)}s])"
+def increases(
+    vm: VictoriaMetrics, selector: str, window_s: float, at: float, metric: str = COUNTER
+) -> dict:
+    expr = f"increase({metric}{{{selector}}}[{round(window_s)}s])"
     return {
         (r["metric"]["device_id"], r["metric"].get("outlet", "")): float(r["value"][1])
         for r in vm.query(expr, at=at)
@@ -75,6 +78,31 @@ def stack(vm_binary: Path, collector_binary: Path, tmp_path: Path, monkeypatch):
         vm.stop()
 
 
+def on_both_paths(vm: VictoriaMetrics, metric: str, n: int) -> bool:
+    direct = vm.query(f'{metric}{{job="direct"}}')
+    otlp = vm.query(f'{metric}{{job="otelpower"}}')
+    return len(direct) == len(otlp) == n
+
+
+async def settle(vm: VictoriaMetrics, metric: str, n: int) -> None:
+    """Two more samples of every counter on both paths after the last change."""
+    await asyncio.sleep(0)  # let the readers see the change first
+    since = time.time() + 0.5
+    await wait_for(
+        lambda: (
+            all(
+                float(r["value"][0]) > since + 1
+                for job in ("direct", "otelpower")
+                for r in vm.query(f'timestamp({metric}{{job="{job}"}})')
+            )
+            and on_both_paths(vm, metric, n)
+        ),
+        timeout=30,
+        interval=0.3,
+        in_thread=True,
+    )
+
+
 async def test_increase_equals_recorded_energy_on_both_paths(simulator, stack) -> None:
     vm, port = stack
     simulator.clock.set_local(datetime(2026, 11, 30, 23, 59, 0), UTC_PLUS_1)
@@ -87,37 +115,19 @@ async def test_increase_equals_recorded_energy_on_both_paths(simulator, stack) -
     )
     series = len(truth_kwh(plugs))
 
-    def both_paths_have(n: int) -> bool:
-        direct = vm.query(f'{COUNTER}{{job="direct"}}')
-        otlp = vm.query(f'{COUNTER}{{job="otelpower"}}')
-        return len(direct) == len(otlp) == n
-
-    async def settle() -> None:
-        """Two more samples of every counter on both paths after the last change."""
-        await asyncio.sleep(0)  # let the readers see the change first
-        since = time.time() + 0.5
-        await wait_for(
-            lambda: (
-                all(
-                    float(r["value"][0]) > since + 1
-                    for job in ("direct", "otelpower")
-                    for r in vm.query(f'timestamp({COUNTER}{{job="{job}"}})')
-                )
-                and both_paths_have(series)
-            ),
-            timeout=30,
-            interval=0.3,
-            in_thread=True,
-        )
+    async def settled() -> None:
+        await settle(vm, COUNTER, series)
 
     async with app.Runtime(config, "native"):
-        await wait_for(lambda: both_paths_have(series), timeout=30, interval=0.3, in_thread=True)
-        await settle()
+        await wait_for(
+            lambda: on_both_paths(vm, COUNTER, series), timeout=30, interval=0.3, in_thread=True
+        )
+        await settled()
         start, before = time.time(), truth_kwh(plugs)
-        await settle()
+        await settled()
 
         simulator.clock.advance(120)  # midnight and month end on the plugs: month counters reset
-        await settle()
+        await settled()
 
         await klap.set_fault(Fault.OFFLINE)  # an hour offline: the plug keeps counting
         await wait_for(
@@ -128,15 +138,15 @@ async def test_increase_equals_recorded_energy_on_both_paths(simulator, stack) -
         )
         simulator.clock.advance(3600)
         await klap.set_fault(Fault.NONE)
-        await settle()
+        await settled()
 
         tpap.drop_sessions()  # a reboot: the session is gone, the figures stay
         erased = truth_kwh([kasa])
         kasa.erase_energy()  # a real reset of the lifetime counter: it restarts from 0
-        await settle()
+        await settled()
 
     async with app.Runtime(config, "native"):  # an otelpower restart
-        await settle()
+        await settled()
         end, after = time.time(), truth_kwh(plugs)
 
     window = end - start + 1
@@ -152,3 +162,47 @@ async def test_increase_equals_recorded_energy_on_both_paths(simulator, stack) -
         assert direct[key] == pytest.approx(energy, abs=tolerance), (key, direct[key], energy)
         assert otlp[key] == pytest.approx(direct[key], abs=0.001 + 1e-6), key
     assert recorded[(klap.mac, "")] > 0.03  # the offline hour is in it
+
+
+async def test_matter_counter_increase_equals_recorded_energy(simulator, stack, tmp_path) -> None:
+    """The Matter path's CumulativeEnergyImported, the same way (a virtual Matter plug counts
+    the emulated meter): an hour of plug time, an erased meter, an otelpower restart."""
+    from tests.matter.conftest import _missing
+
+    if (missing := _missing()) and not os.environ.get("CI"):
+        pytest.skip(f"Matter test bed not installed ({', '.join(missing)}): make setup")
+    from otelpower.sim.matter_mirror import matter_mirror
+
+    vm, port = stack
+    metric = "tplink_matter_energy_kilowatt_hours_total"
+    (plug,) = await simulator.start([PlugOptions(PROFILES["kp115_xor"])])
+    async with matter_mirror(plug, tmp_path) as mirror:
+        data = simulator.config_dict()
+        data["devices"][0]["matter"] = {"node_id": mirror.node_id}
+        config = make_config(
+            {**data, "matter": {"url": mirror.url}},
+            poll={"interval": 0.5, "timeout": 3},
+            prometheus={"host": "127.0.0.1", "port": port},
+        )
+        async with app.Runtime(config, "matter"):
+            await wait_for(
+                lambda: on_both_paths(vm, metric, 1), timeout=60, interval=0.3, in_thread=True
+            )
+            await settle(vm, metric, 1)
+            start, before = time.time(), truth_kwh([plug])
+            simulator.clock.advance(3600)  # an hour of plug time
+            await settle(vm, metric, 1)
+            erased = truth_kwh([plug])
+            plug.erase_energy()  # a real reset
+            await settle(vm, metric, 1)
+        async with app.Runtime(config, "matter"):  # an otelpower restart
+            await settle(vm, metric, 1)
+            end, after = time.time(), truth_kwh([plug])
+    key = (plug.mac, "")
+    recorded = erased[key] - before[key] + after[key]
+    window = end - start + 1
+    direct = await asyncio.to_thread(increases, vm, 'job="direct"', window, end + 0.5, metric)
+    otlp = await asyncio.to_thread(increases, vm, 'job="otelpower"', window, end + 0.5, metric)
+    assert recorded > 0.03  # the hour is in it
+    assert direct[key] == pytest.approx(recorded, abs=0.002), (direct, recorded)
+    assert otlp[key] == pytest.approx(direct[key], abs=0.001), (otlp, direct)
