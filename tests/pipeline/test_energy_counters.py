@@ -45,7 +45,7 @@ def truth_kwh(plugs) -> dict[tuple[str, str], float]:
 def increases(
     vm: VictoriaMetrics, selector: str, window_s: float, at: float, metric: str = COUNTER
 ) -> dict:
-    expr = f"increase({metric}{{{selector}}}[{round(window_s)}s])"
+    expr = f"sum by (device_id, outlet) (increase({metric}{{{selector}}}[{round(window_s)}s]))"
     return {
         (r["metric"]["device_id"], r["metric"].get("outlet", "")): float(r["value"][1])
         for r in vm.query(expr, at=at)
@@ -79,9 +79,9 @@ def stack(vm_binary: Path, collector_binary: Path, tmp_path: Path, monkeypatch):
 
 
 def on_both_paths(vm: VictoriaMetrics, metric: str, n: int) -> bool:
-    direct = vm.query(f'{metric}{{job="direct"}}')
-    otlp = vm.query(f'{metric}{{job="otelpower"}}')
-    return len(direct) == len(otlp) == n
+    """Every plug and outlet has a current sample on both paths."""
+    count = 'count by (device_id, outlet) ({}{{job="{}"}})'
+    return all(len(vm.query(count.format(metric, job))) == n for job in ("direct", "otelpower"))
 
 
 async def settle(vm: VictoriaMetrics, metric: str, n: int) -> None:

@@ -52,3 +52,26 @@ async def test_kasa_today_is_the_plugs_day_not_the_hosts(simulator) -> None:
     today_wh, _ = plug.device.outlets[0].figures(simulator.clock.now(), 7200)
     assert reading.values[TODAY] == pytest.approx(round(today_wh) / 1000, abs=0.002)
     assert reading.values[TODAY] > 0
+
+
+async def test_counter_jitter_is_held_and_a_real_reset_goes_through(simulator) -> None:
+    """A Kasa plug whose lifetime total reads 1 Wh lower once (seen: 0.060 -> 0.059)."""
+    (plug,) = await simulator.start([PlugOptions(PROFILES["kp115_xor"], static=True)])
+    reader = NativeReader(make_config(simulator.config_dict()))
+
+    async def counter() -> float:
+        await reader.poll_all()
+        (reading,) = reader.store.get(plug.mac).readings
+        return reading.values[COUNTER]
+
+    try:
+        first = await counter()
+        lower = round(first - 0.001, 3)  # the plug's own jitter
+        plug.device.overrides = {"total": lower, "total_wh": round(lower * 1000)}
+        assert await counter() == first
+        plug.device.overrides = {"total": 0.0, "total_wh": 0}  # the meter was erased
+        assert await counter() == 0.0
+        plug.device.overrides = {"total": 0.002, "total_wh": 2}
+        assert await counter() == 0.002
+    finally:
+        await reader.close()
