@@ -42,7 +42,6 @@ class Outlet:
     alias: str
     child_id: str | None  # None for single plugs
     meter: Meter
-    start_wh: float  # meter value when the emulator started
     today0_wh: float
     month0_wh: float
     static_realtime: dict[str, Any] | None = None  # IOT get_realtime to serve unchanged
@@ -56,9 +55,6 @@ class Outlet:
     @property
     def energy_v2(self) -> bool:
         return self.energy_version >= 2 or "get_emeter_data" in self.methods
-
-    def added_wh(self, s: Sample) -> float:
-        return max(0.0, s.energy_wh - self.start_wh)
 
     def figures(self, epoch: float, utc_offset_s: int) -> tuple[float, float]:
         """(today, this month) in Wh as the plug counts them: each restarts from 0 at the
@@ -228,7 +224,6 @@ class DeviceModel:
             alias=alias,
             child_id=f"{self.device_id}{child.index:02d}" if child else None,
             meter=meter,
-            start_wh=truth.energy_wh,
             today0_wh=today0,
             month0_wh=month0,
             static_realtime=static_rt,

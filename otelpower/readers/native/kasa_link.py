@@ -11,7 +11,7 @@ from kasa.deviceconfig import DeviceConfig as KasaDeviceConfig
 from kasa.deviceconfig import DeviceConnectionParameters
 
 from otelpower.readers.native.links import Clients, Fetched
-from otelpower.readers.native.values import device_info, device_mac, device_readings, transport_name
+from otelpower.readers.native.values import device_info, device_mac, device_readings
 
 
 class KasaLink:
@@ -21,10 +21,6 @@ class KasaLink:
         self.dev = dev
         self._updated = updated  # Device.connect updates once already
         self._renew = False
-
-    @property
-    def transport(self) -> str:
-        return transport_name(self.dev.config)
 
     async def fetch(self) -> Fetched:
         if self._renew:

@@ -32,8 +32,6 @@ class Fetched:
 
 
 class Link(Protocol):
-    transport: str
-
     async def fetch(self) -> Fetched: ...
 
     async def close(self) -> None: ...

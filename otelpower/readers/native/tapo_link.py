@@ -50,8 +50,6 @@ class TapoRoute:
 
 
 class TapoLink:
-    transport = tapo_values.TRANSPORT
-
     def __init__(self, handler: Any, route: TapoRoute, clients: Clients) -> None:
         self._handler = handler
         self._route = route
