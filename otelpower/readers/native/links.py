@@ -16,7 +16,7 @@ from kasa import Credentials, Discover
 from kasa.exceptions import UnsupportedDeviceError
 
 from otelpower.core.model import Reading
-from otelpower.readers.native.errors import NotFound
+from otelpower.readers.native.errors import NotFound, TapoError
 
 if TYPE_CHECKING:
     from tapo import ApiClient
@@ -103,15 +103,11 @@ async def open_link(host: str, port: int | None, clients: Clients) -> Link:
         if found is not None:
             return KasaLink(found)
         try:
-            return await TapoRoute(_address(host, port), strip=None).open(clients)
-        except Exception as tapo_exc:
-            if getattr(tapo_exc, "kind", "") in ("offline", "timeout"):
+            return await TapoRoute.at(host, port).open(clients)
+        except TapoError as exc:
+            if exc.kind in ("offline", "timeout"):
                 raise NotFound(f"no discovery reply and no transport answered at {host}") from None
             raise
     if dev is None:  # pragma: no cover - only with on_unsupported
         raise UnsupportedDeviceError("unsupported device")
     return KasaLink(dev)
-
-
-def _address(host: str, port: int | None) -> str:
-    return f"{host}:{port}" if port else host

@@ -34,14 +34,17 @@ class TapoRoute:
     strip: bool | None  # None: the model is not known before login
 
     @classmethod
+    def at(cls, host: str, port: int | None, strip: bool | None = None) -> TapoRoute:
+        return cls(f"{host}:{port}" if port else host, strip)
+
+    @classmethod
     def announced(cls, host: str, port: int | None, result: dict[str, Any]) -> TapoRoute:
         """From a discovery reply: a non-standard announced port is used as given."""
         if port is None:
             announced = (result.get("mgt_encrypt_schm") or {}).get("http_port")
             port = announced if isinstance(announced, int) and announced not in (80, 443) else None
         model = str(result.get("device_model") or "")
-        address = f"{host}:{port}" if port else host
-        return cls(address, tapo_values.is_strip(model) if model else None)
+        return cls.at(host, port, tapo_values.is_strip(model) if model else None)
 
     async def open(self, clients: Clients) -> TapoLink:
         client = clients.tapo()
