@@ -1,15 +1,20 @@
-"""Client-side helpers: drive the unmodified python-kasa client against emulated plugs."""
+"""Client-side helpers: drive the unmodified python-kasa client against emulated plugs, and
+capture what ``otelpower sim`` prints."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import pytest
 from kasa import Credentials, Device, Discover, Module
 from kasa.interfaces.energy import Energy
 
 from otelpower.sim import EmulatedPlug
+from otelpower.sim.serve import serve
 
 
 @asynccontextmanager
@@ -38,3 +43,30 @@ def energy(dev: Device) -> Energy:
 
 def has_vi(e: Energy) -> bool:
     return e.supports(Energy.ModuleFeature.VOLTAGE_CURRENT)
+
+
+class _Out(io.StringIO):
+    """Captures serve()'s output and signals once the YAML config is complete."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = asyncio.Event()
+
+    def flush(self) -> None:
+        super().flush()
+        if "devices:" in self.getvalue():
+            self.ready.set()
+
+
+async def served(*args: Any, **kwargs: Any) -> str:
+    """What ``serve(*args, **kwargs)`` prints until its config is complete (then cancelled)."""
+    out = _Out()
+    task = asyncio.create_task(serve(*args, **kwargs, out=out))
+    try:
+        async with asyncio.timeout(10):
+            await out.ready.wait()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    return out.getvalue()

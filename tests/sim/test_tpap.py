@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import tapo
 from kasa import Discover
@@ -11,9 +9,9 @@ from kasa.exceptions import UnsupportedDeviceError
 
 from otelpower.readers.native.errors import TapoError
 from otelpower.sim import Fault, PlugOptions, TpapOptions
-from otelpower.sim.serve import serve
 
 from .conftest import PROFILES
+from .helpers import served
 
 PASSWORD = "right-pass"
 
@@ -90,17 +88,7 @@ async def test_every_client_error_kind_is_recognised(sim) -> None:
 
 
 async def test_sim_serves_every_tapo_profile_over_tpap_on_request() -> None:
-    from .test_transports import _Out
-
-    out = _Out()
     profiles = [PROFILES["p110_klap"], PROFILES["kp115_xor"]]
-    task = asyncio.create_task(serve(profiles, 0, True, None, "", PASSWORD, tpap_tls=1, out=out))
-    try:
-        async with asyncio.timeout(10):
-            await out.ready.wait()
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    rows = [line.split() for line in out.getvalue().splitlines()[1:3]]
+    text = await served(profiles, 0, True, None, "", PASSWORD, tpap_tls=1)
+    rows = [line.split() for line in text.splitlines()[1:3]]
     assert [(r[3], r[4]) for r in rows] == [("P110(EU)", "TPAP"), ("KP115(EU)", "XOR")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
 from pathlib import Path
@@ -14,10 +13,9 @@ from kasa import Credentials, Device, Discover
 from kasa.exceptions import AuthenticationError, KasaException
 
 from otelpower.sim import Fault, PlugOptions, Simulator, load_profile
-from otelpower.sim.serve import serve
 
 from .conftest import PROFILES
-from .helpers import discovered, energy, has_vi
+from .helpers import discovered, energy, has_vi, served
 
 TRANSPORT_CLASS = {
     "KLAP v2": "KlapTransportV2",
@@ -279,30 +277,8 @@ async def test_unique_identity_and_config(sim: Simulator) -> None:
         assert other.block != sim.block
 
 
-class _Out(io.StringIO):
-    """Captures serve()'s output and signals once the YAML config is complete."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ready = asyncio.Event()
-
-    def flush(self) -> None:
-        super().flush()
-        if "devices:" in self.getvalue():
-            self.ready.set()
-
-
 async def test_serve_prints_table_and_config() -> None:
-    out = _Out()
-    task = asyncio.create_task(serve([], 2, True, None, "", "", out=out))
-    try:
-        async with asyncio.timeout(10):
-            await out.ready.wait()
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    text = out.getvalue()
+    text = await served([], 2, True, None, "", "")
     assert "host" in text and "transport" in text
     cfg = yaml.safe_load(text[text.index("house:") :])
     assert len(cfg["devices"]) == 2
