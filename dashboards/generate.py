@@ -271,7 +271,9 @@ def base(uid: str, title: str, desc: str, with_preference: bool) -> db.Dashboard
 
 PLUG = (*DEVICE,)  # labels of a preferred per-plug series (outlet on strips)
 DEFAULT_PRICE, DEFAULT_CURRENCY = "0.30", "EUR"
-ENERGY_IN_RANGE_TOTAL = f"sum({preferred_increase('energy_kilowatt_hours_total', '$__range')})"
+# energy per plug (and outlet) over the dashboard's range, each plug once
+ENERGY_IN_RANGE = preferred_increase("energy_kilowatt_hours_total", "$__range")
+ENERGY_PER_DEVICE = f"sum by (house, room, shelf, device) ({ENERGY_IN_RANGE})"
 
 
 def power_dashboard() -> db.Dashboard:
@@ -332,7 +334,7 @@ def power_dashboard() -> db.Dashboard:
                 "kwatth",
                 "Energy since midnight in the dashboard's time zone (the panel's time range is"
                 " 'today so far'), selected plugs, each once.",
-                q(ENERGY_IN_RANGE_TOTAL, "kWh", ()),
+                q(f"sum({ENERGY_IN_RANGE})", "kWh", ()),
             ).time_from("now/d"),
         ),
         (
@@ -395,9 +397,7 @@ def power_dashboard() -> db.Dashboard:
                 "kwatth",
                 "Energy per plug over the dashboard's time range.",
                 q(
-                    "topk(10, sum by (house, room, shelf, device) ("
-                    + preferred_increase("energy_kilowatt_hours_total", "$__range")
-                    + "))",
+                    f"topk(10, {ENERGY_PER_DEVICE})",
                     "{{device}}",
                     ("house", "room", "shelf", "device"),
                     instant=True,
@@ -413,9 +413,7 @@ def power_dashboard() -> db.Dashboard:
                 "Energy over the dashboard's time range times the price variable"
                 " (${currency} per kWh).",
                 q(
-                    "sum by (house, room) ("
-                    + preferred_increase("energy_kilowatt_hours_total", "$__range")
-                    + ") * $price",
+                    f"sum by (house, room) ({ENERGY_IN_RANGE}) * $price",
                     "{{house}}/{{room}}",
                     ("house", "room"),
                     instant=True,
@@ -431,9 +429,7 @@ def power_dashboard() -> db.Dashboard:
                 "The 10 plugs that cost most over the dashboard's time range"
                 " (${currency}, at the price variable).",
                 q(
-                    "topk(10, sum by (house, room, shelf, device) ("
-                    + preferred_increase("energy_kilowatt_hours_total", "$__range")
-                    + ")) * $price",
+                    f"topk(10, {ENERGY_PER_DEVICE}) * $price",
                     "{{device}}",
                     ("house", "room", "shelf", "device"),
                     instant=True,
