@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from harness.otlp import Receiver
 from harness.telemetry import telemetry_over
@@ -32,6 +34,19 @@ def pipeline(store: SnapshotStore) -> Telemetry:
     return telemetry_over(store, NATIVE, house="h", prometheus_host=None, export_interval_s=3600)
 
 
+@asynccontextmanager
+async def running(*devices: str) -> AsyncIterator[tuple[SnapshotStore, Telemetry]]:
+    """A store with these devices up and the pipeline over it; shut down on the way out."""
+    store = SnapshotStore()
+    for device_id in devices:
+        store.put(snap(device_id))
+    telemetry = pipeline(store)
+    try:
+        yield store, telemetry
+    finally:
+        await asyncio.to_thread(telemetry.shutdown)
+
+
 async def flush(telemetry: Telemetry) -> None:
     await asyncio.to_thread(telemetry.provider.force_flush, 10_000)
 
@@ -41,11 +56,7 @@ ENERGY = "tplink_native_energy_kilowatt_hours"
 
 
 async def test_marker_once_per_vanish_and_values_return(receiver: Receiver) -> None:
-    store = SnapshotStore()
-    store.put(snap(A))
-    store.put(snap(B))
-    telemetry = pipeline(store)
-    try:
+    async with running(A, B) as (store, telemetry):
         await flush(telemetry)
         assert receiver.markers(0) == set()
         store.put(snap(A, DeviceStatus.OFFLINE))
@@ -60,15 +71,10 @@ async def test_marker_once_per_vanish_and_values_return(receiver: Receiver) -> N
         store.put(snap(A))
         await flush(telemetry)
         assert (POWER, A, 5.0, 0) in receiver.points(3)
-    finally:
-        await asyncio.to_thread(telemetry.shutdown)
 
 
 async def test_marker_survives_a_failed_export(receiver: Receiver) -> None:
-    store = SnapshotStore()
-    store.put(snap(A))
-    telemetry = pipeline(store)
-    try:
+    async with running(A) as (store, telemetry):
         await flush(telemetry)
         store.put(snap(A, DeviceStatus.OFFLINE))
         receiver.fail_next = 10  # every try of the next export fails
@@ -77,8 +83,6 @@ async def test_marker_survives_a_failed_export(receiver: Receiver) -> None:
         receiver.fail_next = 0
         await flush(telemetry)
         assert (POWER, A) in receiver.markers(1)
-    finally:
-        await asyncio.to_thread(telemetry.shutdown)
 
 
 async def test_every_live_series_marked_at_shutdown(receiver: Receiver) -> None:
@@ -98,14 +102,9 @@ async def test_every_live_series_marked_at_shutdown(receiver: Receiver) -> None:
 
 async def test_control_run_without_markers(receiver: Receiver, monkeypatch) -> None:
     monkeypatch.setenv("OTELPOWER_STALE_MARKERS", "false")
-    store = SnapshotStore()
-    store.put(snap(A))
-    telemetry = pipeline(store)
-    try:
+    async with running(A) as (store, telemetry):
         await flush(telemetry)
         store.put(snap(A, DeviceStatus.OFFLINE))
         await flush(telemetry)
         assert receiver.markers(1) == set()
         assert not [p for p in receiver.points(1) if p[0] == POWER]
-    finally:
-        await asyncio.to_thread(telemetry.shutdown)
