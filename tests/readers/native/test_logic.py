@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from kasa.exceptions import AuthenticationError, KasaException, UnsupportedDeviceError
@@ -39,13 +40,18 @@ def test_classify(exc: Exception, status: DeviceStatus) -> None:
     assert detail and len(detail) <= 200
 
 
-def test_backoff_is_exponential_and_capped() -> None:
+def one_plug_reader() -> tuple[NativeReader, Any]:
+    """A reader of one plug polled every 2 s, backing off to at most 10 s (no I/O)."""
     data = {
         "house": "h",
         "devices": [{"device_id": "48:22:54:00:00:01", "room": "r", "shelf": "s", "device": "d"}],
     }
     reader = NativeReader(make_config(data, poll={"interval": 2, "backoff_max": 10}))
-    plug = reader._plugs[0]
+    return reader, reader._plugs[0]
+
+
+def test_backoff_is_exponential_and_capped() -> None:
+    reader, plug = one_plug_reader()
     delays = []
     for failures in range(6):
         plug.failures = failures
@@ -97,12 +103,7 @@ def test_parse_discovery_replies() -> None:
 
 
 def test_a_rejected_login_waits_for_the_retry_interval() -> None:
-    data = {
-        "house": "h",
-        "devices": [{"device_id": "48:22:54:00:00:01", "room": "r", "shelf": "s", "device": "d"}],
-    }
-    reader = NativeReader(make_config(data, poll={"interval": 2, "backoff_max": 10}))
-    plug = reader._plugs[0]
+    reader, plug = one_plug_reader()
     plug.failures = 1
     assert reader._delay(plug) == 2
     plug.login_after = time.monotonic() + 1800
