@@ -31,8 +31,8 @@ def _arguments(sim: argparse.ArgumentParser) -> None:
         "--tpap-tls",
         type=int,
         choices=(0, 1, 2),
-        default=0,
-        help="TPAP over HTTP (0), self-signed HTTPS (1), or cloud certificates (2: unsupported)",
+        help="implies --tpap: over HTTP (0, the default), self-signed HTTPS (1), or cloud"
+        " certificates (2: no client supports it)",
     )
     sim.add_argument(
         "--matter",
@@ -63,7 +63,9 @@ def _run(args: argparse.Namespace) -> int:
                     password,
                     matter=args.matter or bool(args.matter_server),
                     matter_server=args.matter_server,
-                    tpap_tls=args.tpap_tls if args.tpap or args.tpap_tls else None,
+                    tpap_tls=args.tpap_tls
+                    if args.tpap_tls is not None
+                    else (0 if args.tpap else None),
                 )
             )
         )
