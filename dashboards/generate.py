@@ -48,6 +48,8 @@ IDENTITY = ("job", "instance")
 SEL = 'house=~"$house", room=~"$room", shelf=~"$shelf", device=~"$device"'
 SELF_SEL = 'device=~"$device"'
 PREF = "${protocol_preference}"
+# the per-day energy bars' subquery step (a constant variable, so a user can change it)
+DAY_STEP, DEFAULT_DAY_STEP = "$energy_day_step", "30m"
 
 # expression -> label names of its result series (``outlet`` may come on top: strips)
 LABELS: dict[str, frozenset[str]] = {}
@@ -84,14 +86,25 @@ def preferred(quantity: str, *, up: bool = True) -> str:
     return f"max by ({', '.join(DEVICE)}, outlet) (\n  {mine}\n  or on(device_id)\n  {other}\n)"
 
 
-def preferred_increase(quantity: str, window: str) -> str:
-    """``increase`` of a counter over ``window``, preferred protocol first (per device_id)."""
-    mine = f"increase(tplink_{PREF}_{quantity}{{{SEL}}}[{window}])"
-    other = (
-        f'increase({{__name__=~"tplink_{PROTOCOLS}_{quantity}", protocol!="{PREF}", {SEL}}}'
-        f"[{window}])"
-    )
-    return f"max by ({', '.join(DEVICE)}, outlet) (\n  {mine}\n  or on(device_id)\n  {other}\n)"
+def merged(selector: str) -> str:
+    """One series per plug (and outlet): its copies merged (``max by`` drops ``job``/``instance``).
+
+    A plug has several copies when /metrics and OTLP feed one backend, and when a shard hands
+    it to another replica (the new replica's series has another ``instance``).
+    """
+    return f"max by ({', '.join(DEVICE)}, outlet) ({selector})"
+
+
+def preferred_increase(quantity: str, window: str, step: str) -> str:
+    """``increase`` of a counter over ``window`` per plug, preferred protocol first.
+
+    The copies are merged *before* ``increase`` (a subquery at ``step``): per copy, a shard
+    move would split the plug's energy over two series, and VictoriaMetrics counts a new
+    series' first value as an increase (the counter's whole value again).
+    """
+    mine = f"increase({merged(f'tplink_{PREF}_{quantity}{{{SEL}}}')}[{window}:{step}])"
+    other = merged(f'{{__name__=~"tplink_{PROTOCOLS}_{quantity}", protocol!="{PREF}", {SEL}}}')
+    return f"(\n  {mine}\n  or on(device_id)\n  increase({other}[{window}:{step}])\n)"
 
 
 def both(metric: str, sel: str = SEL) -> str:
@@ -230,6 +243,12 @@ def variables(with_preference: bool) -> list:
             .current(
                 dm.VariableOption(selected=True, text=DEFAULT_CURRENCY, value=DEFAULT_CURRENCY)
             ),
+            db.ConstantVariable(DAY_STEP[1:])
+            .description(
+                "Resolution of the per-day energy bars (the step their counters are merged at);"
+                " 30m keeps 1.5 years of bars under VictoriaMetrics' 30,000 points per series"
+            )
+            .value(DEFAULT_DAY_STEP),
         ]
         first = registry.protocols()[0]
         out.append(
@@ -272,7 +291,8 @@ def base(uid: str, title: str, desc: str, with_preference: bool) -> db.Dashboard
 PLUG = (*DEVICE,)  # labels of a preferred per-plug series (outlet on strips)
 DEFAULT_PRICE, DEFAULT_CURRENCY = "0.30", "EUR"
 # energy per plug (and outlet) over the dashboard's range, each plug once
-ENERGY_IN_RANGE = preferred_increase("energy_kilowatt_hours_total", "$__range")
+# (the subquery step follows the range: Grafana's $__interval, ~1,000 points whatever the range)
+ENERGY_IN_RANGE = preferred_increase("energy_kilowatt_hours_total", "$__range", "$__interval")
 ENERGY_PER_DEVICE = f"sum by (house, room, shelf, device) ({ENERGY_IN_RANGE})"
 
 
@@ -379,7 +399,7 @@ def power_dashboard() -> db.Dashboard:
                 " has (a lifetime counter, or its month figure).",
                 q(
                     "sum by (house, room) ("
-                    + preferred_increase("energy_kilowatt_hours_total", "1d")
+                    + preferred_increase("energy_kilowatt_hours_total", "1d", DAY_STEP)
                     + ")",
                     "{{house}}/{{room}}",
                     ("house", "room"),

@@ -1,4 +1,4 @@
-"""The real pipeline's backends as processes: VictoriaMetrics and the otelcol-otelpower collector.
+"""The real pipeline's backends as processes: VictoriaMetrics, Prometheus and the collector.
 
 Both have ``start()``, ``stop()`` (SIGTERM, then SIGKILL), ``kill()`` (SIGKILL, a crash) and
 ``restart()``; they keep their ports and data/WAL directories across restarts, so a test can
@@ -22,6 +22,7 @@ from harness.processes import ROOT, Process, http_get
 COLLECTOR_BINARY = Path(os.environ.get("OTELCOL_BINARY", ROOT / "build" / "otelcol-otelpower"))
 COLLECTOR_CONFIG = ROOT / "collector-config" / "config.yaml"
 VM_BINARY = Path(os.environ.get("VICTORIA_METRICS_BINARY", "/usr/bin/victoria-metrics"))
+PROMETHEUS_BINARY = Path(os.environ.get("PROMETHEUS_BINARY", "/usr/bin/prometheus"))
 # Collector settings for tests: short batch and WAL flush, fast retries after an outage.
 COLLECTOR_TEST_ENV = {
     "BATCH_TIMEOUT": "200ms",
@@ -32,48 +33,14 @@ COLLECTOR_TEST_ENV = {
 }
 
 
-class VictoriaMetrics(Process):
-    """A single-node VictoriaMetrics; data in ``data_dir``, kept across restarts."""
+class QueryApi:
+    """The Prometheus HTTP query API, as VictoriaMetrics and Prometheus both serve it."""
 
-    name = "victoria-metrics"
-
-    def __init__(self, tmp: Path, *, latency_offset: str = "1s", binary: Path = VM_BINARY):
-        super().__init__(tmp / "victoria-metrics.log")
-        self.binary = binary
-        self.port = free_port()
-        self.data_dir = tmp / "vm-data"
-        self.latency_offset = latency_offset
-        self.extra_args: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def write_url(self) -> str:
-        return f"{self.url}/api/v1/write"
-
-    def command(self) -> list[str]:
-        return [
-            str(self.binary),
-            f"-httpListenAddr=127.0.0.1:{self.port}",
-            f"-storageDataPath={self.data_dir}",
-            "-retentionPeriod=100y",  # tests may write old timestamps
-            f"-search.latencyOffset={self.latency_offset}",
-            "-search.disableCache",  # every query sees the newest samples
-            "-loggerLevel=WARN",
-            *self.extra_args,
-        ]
-
-    def healthy(self) -> bool:
-        try:
-            return http_get(f"{self.url}/health", timeout=1)[0] == 200
-        except OSError:
-            return False
+    name: str
+    url: str
 
     def flush(self) -> None:
-        """Make every ingested sample searchable now (VM buffers them for up to ~1 s)."""
-        http_get(f"{self.url}/internal/force_flush")
+        """Make every ingested sample searchable now (a no-op where they already are)."""
 
     def api(self, path: str, params: Mapping[str, Any] | list[tuple[str, Any]]) -> Any:
         """GET /api/v1/<path>; returns ``data`` of a successful answer, raises otherwise."""
@@ -81,7 +48,7 @@ class VictoriaMetrics(Process):
         status, body = http_get(f"{self.url}/api/v1/{path}?{query}")
         answer = json.loads(body)
         if status != 200 or answer.get("status") != "success":
-            raise AssertionError(f"VictoriaMetrics /api/v1/{path} {params}: {status} {answer}")
+            raise AssertionError(f"{self.name} /api/v1/{path} {params}: {status} {answer}")
         return answer["data"]
 
     def query(self, expr: str, at: float | None = None, *, flush: bool = True) -> list[dict]:
@@ -126,6 +93,83 @@ class VictoriaMetrics(Process):
             if time.monotonic() > deadline:
                 raise AssertionError(f"{expr}: condition not met within {timeout}s; last {result}")
             time.sleep(0.2)
+
+
+class VictoriaMetrics(QueryApi, Process):
+    """A single-node VictoriaMetrics; data in ``data_dir``, kept across restarts."""
+
+    name = "victoria-metrics"
+
+    def __init__(self, tmp: Path, *, latency_offset: str = "1s", binary: Path = VM_BINARY):
+        super().__init__(tmp / "victoria-metrics.log")
+        self.binary = binary
+        self.port = free_port()
+        self.data_dir = tmp / "vm-data"
+        self.latency_offset = latency_offset
+        self.extra_args: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def write_url(self) -> str:
+        return f"{self.url}/api/v1/write"
+
+    def command(self) -> list[str]:
+        return [
+            str(self.binary),
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            f"-storageDataPath={self.data_dir}",
+            "-retentionPeriod=100y",  # tests may write old timestamps
+            f"-search.latencyOffset={self.latency_offset}",
+            "-search.disableCache",  # every query sees the newest samples
+            "-loggerLevel=WARN",
+            *self.extra_args,
+        ]
+
+    def healthy(self) -> bool:
+        try:
+            return http_get(f"{self.url}/health", timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    def flush(self) -> None:
+        """Make every ingested sample searchable now (VM buffers them for up to ~1 s)."""
+        http_get(f"{self.url}/internal/force_flush")
+
+
+class Prometheus(QueryApi, Process):
+    """Debian's Prometheus (2.42), scraping ``scrape_configs`` (a YAML list) on its own."""
+
+    name = "prometheus"
+
+    def __init__(self, tmp: Path, scrape_configs: str, *, binary: Path = PROMETHEUS_BINARY):
+        super().__init__(tmp / "prometheus.log")
+        self.binary = binary
+        self.port = free_port()
+        self.config = tmp / "prometheus.yml"
+        self.config.write_text(f"scrape_configs:\n{scrape_configs}")
+        self.data_dir = tmp / "prometheus-data"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [
+            str(self.binary),
+            f"--config.file={self.config}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--storage.tsdb.path={self.data_dir}",
+            "--log.level=warn",
+        ]
+
+    def healthy(self) -> bool:
+        try:
+            return http_get(f"{self.url}/-/ready", timeout=1)[0] == 200
+        except OSError:
+            return False
 
 
 class Collector(Process):

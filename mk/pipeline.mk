@@ -4,12 +4,13 @@
 #
 #   make collector           ocb v$(OCB_VERSION) -> .tools/bin/builder, then build/otelcol-otelpower
 #   make victoria-metrics    Debian's victoria-metrics (apt-get, as root) when it is missing
+#   make prometheus          Debian's prometheus, the same way (the tests' second backend)
 #   make collector-validate  otelcol validate on collector-config/config.yaml
 #   make stack / stack-down  emulated plugs + otelpower + collector + VictoriaMetrics, in the
 #                            background (state, logs and PIDs in $(RUN)/stack)
 #
 # The main Makefile can run the pipeline tests with:
-#   test: lint collector victoria-metrics collector-validate
+#   test: lint collector victoria-metrics prometheus collector-validate
 
 BIN ?= .venv/bin
 RUN ?= .run
@@ -26,8 +27,9 @@ COLLECTOR_CONFIG := collector-config/config.yaml
 COLLECTOR_SRC := build/otelcol-otelpower-src
 COLLECTOR := build/otelcol-otelpower
 VICTORIA_METRICS ?= /usr/bin/victoria-metrics
+PROMETHEUS ?= /usr/bin/prometheus
 
-.PHONY: collector victoria-metrics collector-validate stack stack-down
+.PHONY: collector victoria-metrics prometheus collector-validate stack stack-down
 
 $(OCB_STAMP):
 	@command -v $(GO) >/dev/null || { echo "error: Go not found (the collector build needs go >= 1.24)"; exit 1; }
@@ -45,25 +47,33 @@ $(COLLECTOR): $(COLLECTOR_MANIFEST) $(OCB_STAMP)
 
 collector: $(COLLECTOR)
 
-# The Debian package (1.79.x). It also installs a systemd unit; on a host with systemd that
-# would hold port 8428, so a unit started by this install is stopped and disabled again
-# (`make stack` and the tests run their own instance).
-victoria-metrics:
-	@if [ -x "$(VICTORIA_METRICS)" ]; then \
+# Debian's packages for the test backends: victoria-metrics (1.79.x) and prometheus (2.42),
+# installed with apt-get as root when missing. Each also installs a systemd unit; on a host
+# with systemd that would hold its port (8428, 9090), so a unit started by the install is
+# stopped and disabled again (`make stack` and the tests run their own instances).
+define debian-binary
+	@if [ -x "$(2)" ]; then \
 	  exit 0; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "installing victoria-metrics (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq victoria-metrics >/dev/null \
-	    || exit 1; \
-	  if command -v systemctl >/dev/null && systemctl is-active --quiet victoria-metrics 2>/dev/null; then \
-	    systemctl disable --now victoria-metrics; \
+	  echo "installing $(1) (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $(1) >/dev/null || exit 1; \
+	  if command -v systemctl >/dev/null && systemctl is-active --quiet $(1) 2>/dev/null; then \
+	    systemctl disable --now $(1); \
 	  fi; \
 	else \
-	  echo "victoria-metrics is not installed; as root run:"; \
-	  echo "  apt-get update && apt-get install -y victoria-metrics"; \
+	  echo "$(1) is not installed; as root run:"; \
+	  echo "  apt-get update && apt-get install -y --no-install-recommends $(1)"; \
 	  if [ -n "$$CI" ]; then exit 1; fi; \
-	  echo "(the pipeline tests are skipped until then)"; \
+	  echo "(the tests that need it are skipped until then)"; \
 	fi
+endef
+
+victoria-metrics:
+	$(call debian-binary,victoria-metrics,$(VICTORIA_METRICS))
+
+prometheus:
+	$(call debian-binary,prometheus,$(PROMETHEUS))
 
 collector-validate: $(COLLECTOR)
 	$(COLLECTOR) validate --config $(COLLECTOR_CONFIG)

@@ -58,6 +58,12 @@ def window(start: float, end: float) -> str:
     return f"{max(1, math.ceil(end - start))}s"
 
 
+def once(selector: str) -> str:
+    """Each plug's (outlet's) series once: its copies merged (/metrics and OTLP in one backend,
+    an old and a new shard replica), before ``increase`` so a replica change is no new counter."""
+    return f"max by (device_id, outlet) ({selector})"
+
+
 def device_selector(device_ids: list[str]) -> str:
     if not device_ids:
         return ""
@@ -95,7 +101,10 @@ def collect(
     braces = f"{{{sel}}}" if sel else ""
     for protocol in PROTOCOLS:
         power = client.query_range(
-            f"sum by (device_id) (tplink_{protocol}_power_watts{braces})", start, end, step
+            f"sum by (device_id) ({once(f'tplink_{protocol}_power_watts{braces}')})",
+            start,
+            end,
+            step,
         )
         up = client.query_range(
             f"max by (device_id) (tplink_{protocol}_up{braces})", start, end, step
@@ -107,8 +116,9 @@ def collect(
                     setattr(path, attr, s.points)
     w = window(start, end)
     for protocol in PROTOCOLS:
-        counter = f"tplink_{protocol}_energy_kilowatt_hours_total{braces}"
-        for s in client.query(f"sum by (device_id) (increase({counter}[{w}]))", end):
+        counter = once(f"tplink_{protocol}_energy_kilowatt_hours_total{braces}")
+        energy = f"sum by (device_id) (increase({counter}[{w}:{window(0, step)}]))"
+        for s in client.query(energy, end):
             path = _path(devices, s, protocol)
             if path is not None:
                 path.energy_kwh = _num(s.points[0][1])

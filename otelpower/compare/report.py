@@ -260,12 +260,15 @@ def render(a: Analysis) -> str:
         "## Method",
         "",
         "- Power per device is the sum over outlets (strips), per protocol, from"
-        " `sum by (device_id) (tplink_<protocol>_power_watts)` on the step grid; only"
+        " `sum by (device_id) (max by (device_id, outlet) (tplink_<protocol>_power_watts))`"
+        " (each series once, however many copies the backend holds) on the step grid; only"
         " timestamps where both paths have a value are compared.",
         f"- Relative difference: |native - matter| / mean of the two, for samples where"
         f" either reading is ≥ {MIN_RELATIVE_W:g} W.",
-        "- Energy: `sum by (device_id) (increase(tplink_<protocol>_energy_kilowatt_hours_total"
-        "[range]))` at the end of the range, per protocol; the difference is relative to the"
+        "- Energy: `sum by (device_id) (increase(max by (device_id, outlet)"
+        " (tplink_<protocol>_energy_kilowatt_hours_total)[range:step]))` at the end of the"
+        " range, per protocol (copies merged first, so a shard move is not a new counter);"
+        " the difference is relative to the"
         f" mean of the two, shown from {MIN_RELATIVE_KWH:g} kWh (plugs count whole Wh).",
         "- Availability: share of step samples with `tplink_<protocol>_up` = 1 (gaps without"
         " samples are not counted); an outage is a 1→0 transition, a recovery the next 1;"

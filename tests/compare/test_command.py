@@ -54,7 +54,7 @@ def range_answer(query: str) -> list[dict]:
 
 def instant_answer(query: str) -> list[dict]:
     for protocol, kwh in (("native", "0.500"), ("matter", "0.490")):
-        if f"increase(tplink_{protocol}_energy_kilowatt_hours_total" in query:
+        if f"tplink_{protocol}_energy_kilowatt_hours_total" in query:
             return [{"metric": {"device_id": MAC}, "value": [T0 + 19, kwh]}]
     if "histogram_quantile" in query:
         return [

@@ -1,26 +1,30 @@
-"""LIVE: every dashboard query and every alert expression against a real VictoriaMetrics.
+"""LIVE: every dashboard query and alert expression against real VictoriaMetrics and Prometheus.
 
 Emulated plugs (a KP115 mirrored by a virtual Matter plug, an HS300 strip, a P110) and one
 configured plug that does not answer are read by otelpower with ``--protocol all``; OTLP goes
 to the real collector, which remote-writes to a real VictoriaMetrics (tests/pipeline
-fixtures). After ~25 s of data every panel query (variables as "All", both protocol
-preferences, ``$__rate_interval``/``$__range``/``$__interval`` as 1m) must return series with
+fixtures), and a real Prometheus scrapes /metrics (as a plain kube-prometheus-stack would).
+After ~25 s of data, on each backend, every panel query (variables as "All", both protocol
+preferences, Grafana's built-ins as in helpers.BUILTIN) must return series with
 exactly the label set dashboards/generate.py declares for it; every alert expression must
 parse (it may return nothing). About 40 s; needs the collector, VictoriaMetrics and the
-Matter test bed (`make collector victoria-metrics setup`), else it skips (fails in CI).
+Matter test bed (`make collector victoria-metrics prometheus setup`), else it skips (fails in
+CI).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from harness.backends import VictoriaMetrics
+from harness.backends import Prometheus, QueryApi, VictoriaMetrics
 from harness.ports import free_port
 from harness.wait import wait_for
 from otelpower import app
@@ -50,7 +54,11 @@ def declared_labels() -> dict[str, frozenset[str]]:
 
 
 async def test_every_query_returns_data(
-    simulator, otlp_env: float, victoria_metrics: VictoriaMetrics, tmp_path: Path
+    simulator,
+    otlp_env: float,
+    victoria_metrics: VictoriaMetrics,
+    prometheus_binary: Path,
+    tmp_path: Path,
 ) -> None:
     missing = matter_bed_missing()
     if missing and not os.environ.get("CI"):
@@ -87,16 +95,26 @@ async def test_every_query_returns_data(
             poll={"interval": 1, "timeout": 2},
             prometheus={"host": "127.0.0.1", "port": 0},
         )
-        async with app.Runtime(config, "all"):
+        async with (
+            app.Runtime(config, "all") as rt,
+            scraping(rt, prometheus_binary, tmp_path) as prom,
+        ):
             vm = victoria_metrics
             await wait_for(
-                lambda: vm.query("tplink_matter_power_watts") and vm.query("tplink_native_up == 0"),
+                lambda: all(
+                    b.query("tplink_matter_power_watts") and b.query("tplink_native_up == 0")
+                    for b in (vm, prom)
+                ),
                 timeout=30,
                 interval=0.5,
                 in_thread=True,
             )
             await asyncio.sleep(DATA_SECONDS)
-            problems = await asyncio.to_thread(run_everything, vm, mirrored, plugs, data["devices"])
+            problems = []
+            for backend in (vm, prom):
+                problems += await asyncio.to_thread(
+                    run_everything, backend, mirrored, plugs, data["devices"]
+                )
             # Fallback: the mirrored plug's native path fails; the unified panels (native
             # preferred) now show it from Matter, still once.
             plugs[0].fault = Fault.OFFLINE
@@ -110,15 +128,32 @@ async def test_every_query_returns_data(
     assert not problems, "\n".join(problems)
 
 
+@contextlib.asynccontextmanager
+async def scraping(rt: app.Runtime, binary: Path, tmp_path: Path) -> AsyncIterator[Prometheus]:
+    """A Prometheus scraping the runtime's /metrics every second (as kube-prometheus-stack
+    would, without the collector)."""
+    prom = Prometheus(
+        tmp_path,
+        "  - job_name: otelpower\n"
+        "    scrape_interval: 1s\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{rt.prometheus_port}']}}]\n",
+        binary=binary,
+    )
+    await asyncio.to_thread(prom.start)
+    try:
+        yield prom
+    finally:
+        await asyncio.to_thread(prom.stop)
+
+
 def check_every_plug_has_energy(where: str, result: list[dict], names: set[str]) -> list[str]:
     """Energy panels per device: every live plug is in them, whatever counter it has."""
     got = {r["metric"].get("device") for r in result}
     return [f"{where}: no energy for {sorted(names - got)}"] if not names <= got else []
 
 
-def run_everything(
-    vm: VictoriaMetrics, mirrored: str, plugs: list, devices: list[dict]
-) -> list[str]:
+def run_everything(vm: QueryApi, mirrored: str, plugs: list, devices: list[dict]) -> list[str]:
+    """Every variable, panel and rule on one backend (``vm`` may be Prometheus too)."""
     problems: list[str] = []
     labels = declared_labels()
     vm.flush()
@@ -131,13 +166,13 @@ def run_everything(
         selector = expand(m.group(1))
         values = vm.api(f"label/{m.group(2)}/values", {"match[]": selector})
         if not values:
-            problems.append(f"{dashboard} variable {name}: {query} has no values")
+            problems.append(f"{vm.name}: {dashboard} variable {name}: {query} has no values")
 
     for target in targets():
         prefs = ("native", "matter") if "protocol_preference" in target.expr else ("native",)
         for pref in prefs:
             expr = expand(target.expr, pref)
-            where = f"{target} [{pref}]"
+            where = f"{vm.name}: {target} [{pref}]"
             try:
                 result = vm.query(expr, flush=False)
             except AssertionError as e:
@@ -164,7 +199,7 @@ def run_everything(
         flush=False,
     )
     if [r["metric"]["device_id"] for r in diff] != [mirrored]:
-        problems.append(f"native - matter matches {diff}, expected only {mirrored}")
+        problems.append(f"{vm.name}: native - matter matches {diff}, expected only {mirrored}")
 
     rule = yaml.safe_load(RULES_FILE.read_text())
     for group in rule["spec"]["groups"]:
@@ -172,10 +207,10 @@ def run_everything(
             try:
                 vm.query(r["expr"], flush=False)  # may be empty; a syntax error raises
             except AssertionError as e:
-                problems.append(f"alert {r['alert']}: {e}")
+                problems.append(f"{vm.name}: alert {r['alert']}: {e}")
     plug_down = [r for r in vm.query("tplink_native_up == 0", flush=False)]
     if [r["metric"]["device_id"] for r in plug_down] != [DEAD_MAC]:
-        problems.append(f"expected only the dead plug down, got {plug_down}")
+        problems.append(f"{vm.name}: expected only the dead plug down, got {plug_down}")
     return problems
 
 

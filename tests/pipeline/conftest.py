@@ -7,12 +7,13 @@ Fixtures
     ``otlp_env``          points the OTel SDK of this process at ``collector`` (OTEL_* env vars
                           via monkeypatch) and returns the export interval in seconds
     ``collector_binary``  path of build/otelcol-otelpower (skips when missing, outside CI)
+    ``prometheus_binary`` Debian's prometheus (the same way), for tests that scrape with it
 
 The process classes live in harness/backends.py (bench/ uses them too). Tests needing other
 collector settings can call ``collector.restart(env={...})`` or build their own ``Collector``.
 
 When the binaries are missing the tests skip, unless CI is set: there ``make test`` builds
-them first (``make collector victoria-metrics``), so missing binaries are a failure.
+them first (``make collector victoria-metrics prometheus``), so missing binaries are a failure.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends import COLLECTOR_BINARY, VM_BINARY, Collector, VictoriaMetrics
+from harness.backends import (
+    COLLECTOR_BINARY,
+    PROMETHEUS_BINARY,
+    VM_BINARY,
+    Collector,
+    VictoriaMetrics,
+)
 
 # Export interval the ``otlp_env`` fixture gives the SDK.
 EXPORT_INTERVAL_S = 2.0
@@ -47,6 +54,11 @@ def collector_binary() -> Path:
 @pytest.fixture
 def vm_binary() -> Path:
     return require_binary(VM_BINARY, "victoria-metrics")
+
+
+@pytest.fixture
+def prometheus_binary() -> Path:
+    return require_binary(PROMETHEUS_BINARY, "prometheus")
 
 
 @pytest.fixture
