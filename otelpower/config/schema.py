@@ -45,6 +45,12 @@ class DeviceConfig:
     device: str
     #: per-device reader sections, by key, as their ReaderSpec parsed them
     sections: Mapping[str, Any] = field(default_factory=dict)
+    #: the protocols that read this plug (``protocols:``); None: every reader run
+    protocols: frozenset[str] | None = None
+
+    def reads(self, protocol: str) -> bool:
+        """Whether the reader of ``protocol`` reads this plug."""
+        return self.protocols is None or protocol in self.protocols
 
     def section(self, name: str) -> Any:
         """The parsed section ``name`` of this device, or None when it has none."""
@@ -97,19 +103,55 @@ class Config:
         """Whether this process reads ``device_id`` (always, unless sharded)."""
         return self.shard is None or self.shard.owns(device_id)
 
-    def owned_devices(self) -> tuple[DeviceConfig, ...]:
-        return tuple(d for d in self.devices if self.owns(d.device_id))
+    def owned_devices(self, protocol: str | None = None) -> tuple[DeviceConfig, ...]:
+        """This process's devices (its shard's); with ``protocol``, those that protocol reads."""
+        return tuple(
+            d
+            for d in self.devices
+            if self.owns(d.device_id) and (protocol is None or d.reads(protocol))
+        )
 
     def device(self, device_id: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.device_id == device_id), None)
 
 
 _TOP_KEYS = {"house", "instance_id", "devices", "poll", "prometheus"}
-_DEVICE_KEYS = {"device_id", "room", "shelf", "device"}
+_DEVICE_KEYS = {"device_id", "room", "shelf", "device", "protocols"}
+
+
+def _parse_protocols(
+    r: Fields, m: dict[str, Any], path: Path_, known: Mapping[str, tuple[str, ...]]
+) -> frozenset[str] | None:
+    """``protocols: [matter]``: which readers read the plug (absent: all of them).
+
+    ``known`` maps each reader's protocol to its per-device section keys.
+    """
+    if "protocols" not in m:
+        return None
+    value, where, names = m["protocols"], (*path, "protocols"), ", ".join(known)
+    if not isinstance(value, list) or not value:
+        got = "an empty list" if value == [] else kind(value)
+        r.doc.problem(where, f"must be a non-empty list of protocols ({names}), got {got}")
+        return None
+    out = set()
+    for i, item in enumerate(value):
+        if isinstance(item, str) and item in known:
+            out.add(item)
+        else:
+            r.doc.problem((*where, i), f"unknown protocol {item!r}; expected one of {names}")
+    for protocol, keys in known.items():
+        for key in keys:
+            if key in m and out and protocol not in out:
+                r.doc.problem((*path, key), f"is set, but protocols leaves {protocol} out")
+    return frozenset(out)
 
 
 def _parse_device(
-    r: Fields, raw: Any, path: Path_, parsers: Mapping[str, SectionParser]
+    r: Fields,
+    raw: Any,
+    path: Path_,
+    parsers: Mapping[str, SectionParser],
+    protocols: Mapping[str, tuple[str, ...]],
 ) -> DeviceConfig | None:
     if not isinstance(raw, dict):
         r.doc.problem(path, f"each device must be a mapping, got {kind(raw)}")
@@ -128,9 +170,10 @@ def _parse_device(
     shelf = r.text(m, "shelf", path, required=True)
     name = r.text(m, "device", path, required=True)
     sections = {key: parse(r, m[key], (*path, key)) for key, parse in parsers.items() if key in m}
+    reads = _parse_protocols(r, m, path, protocols)
     if device_id is None or room is None or shelf is None or name is None:
         return None
-    return DeviceConfig(device_id, room, shelf, name, sections)
+    return DeviceConfig(device_id, room, shelf, name, sections, reads)
 
 
 def _sections(specs: Iterable[ReaderSpec], kind_: str) -> dict[str, SectionParser]:
@@ -147,6 +190,7 @@ def parse_config(
         specs = registry.specs()
     specs = tuple(specs)
     top_parsers, device_parsers = _sections(specs, "sections"), _sections(specs, "device_sections")
+    protocols = {spec.protocol: tuple(spec.device_sections) for spec in specs}
     r = Fields(doc, environ)
     if doc.data is None:
         doc.problem((), "the file is empty; expected at least 'house' and 'devices'")
@@ -165,7 +209,7 @@ def parse_config(
     else:
         seen: dict[str, int] = {}
         for i, raw in enumerate(raw_devices):
-            dev = _parse_device(r, raw, ("devices", i), device_parsers)
+            dev = _parse_device(r, raw, ("devices", i), device_parsers, protocols)
             if dev is None:
                 continue
             if dev.device_id in seen:

@@ -80,12 +80,14 @@ def test_good_config_and_defaults(tmp_path: Path) -> None:
 def test_example_config_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "config.example.yaml"
     config = load_config(example, {})
-    assert len(config.devices) == 3
+    assert len(config.devices) == 4
     assert {d.device_id for d in config.devices} == {
         "48:22:54:00:00:01",
         "48:22:54:00:00:02",
         "48:22:54:00:00:03",
+        "48:22:54:00:00:04",
     }
+    assert [d.device for d in config.owned_devices("native")] == ["tv", "monitor", "power-strip"]
 
 
 def test_env_expansion_and_credentials(tmp_path: Path) -> None:
@@ -157,6 +159,30 @@ def test_every_problem_reported_with_line(tmp_path: Path) -> None:
     assert "devices[1].native.port (line 13): must be between 1 and 65535" in message
     assert "devices[3].room (line 18): is required" in message
     assert "devices[2].device_id (line 14): 48:22:54:00:00:02 is already used" in message
+
+
+def test_protocols_choose_the_readers_of_a_plug(tmp_path: Path) -> None:
+    text = GOOD.replace("    native: {host: 192.168.1.20}\n", "    protocols: [matter]\n")
+    (dev,) = load_config(write(tmp_path, text), {}).devices
+    assert dev.reads("matter") and not dev.reads("native")
+    config = load_config(write(tmp_path, GOOD), {})
+    assert config.devices[0].protocols is None and config.devices[0].reads("native")
+    assert config.owned_devices("native") == config.devices
+    assert load_config(write(tmp_path, text), {}).owned_devices("native") == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("[zigbee]", "devices[0].protocols[0] (line 9): unknown protocol 'zigbee'; expected one"),
+        ("[]", "devices[0].protocols (line 9): must be a non-empty list of protocols"),
+        ("matter", "devices[0].protocols (line 9): must be a non-empty list"),
+        ("[{a: 1}]", "devices[0].protocols[0] (line 9): unknown protocol {'a': 1}"),
+        ("[native]", "devices[0].matter (line 8): is set, but protocols leaves matter out"),
+    ],
+)
+def test_bad_protocols(tmp_path: Path, value: str, expected: str) -> None:
+    assert expected in errors(tmp_path, f"{GOOD}    protocols: {value}\n")
 
 
 def test_duplicate_key(tmp_path: Path) -> None:

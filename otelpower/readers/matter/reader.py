@@ -73,7 +73,9 @@ class MatterReader(Reader):
         self._keys: dict[int, str] = {}  # node id -> store key it publishes under
         self._logged_unmatched: set[int] = set()
         self._by_node_id = {
-            node_id: d for d in config.devices if (node_id := settings.node_id(d)) is not None
+            node_id: d
+            for d in config.devices
+            if (node_id := settings.node_id(d)) is not None and d.reads(SPEC.protocol)
         }
         self._by_mac = {d.device_id: d for d in config.devices}
         self._server_problem = ""
@@ -302,6 +304,8 @@ class MatterReader(Reader):
 
     def _labels(self, state: _Node) -> tuple[str, dict[str, str]] | None:
         dev, macs = self._device_for(state)
+        if dev is not None and not dev.reads(SPEC.protocol):
+            return None  # its protocols leave Matter out
         if dev is not None:
             return dev.device_id, dev.labels(self.config.house)
         if not mv.has_energy(state.attrs):

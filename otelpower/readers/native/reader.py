@@ -60,7 +60,7 @@ class NativeReader(Reader):
         self._sem = asyncio.Semaphore(config.concurrency)
         self._discovery_wanted = asyncio.Event()
         self._plugs = []
-        for d in config.owned_devices() if devices is None else devices:
+        for d in config.owned_devices(SPEC.protocol) if devices is None else devices:
             target = settings.target(d) or settings.NativeTarget()
             self._plugs.append(_Plug(d, target.host, target.port))
         for plug in self._plugs:

@@ -36,8 +36,11 @@ def _create(config: Config, store: SnapshotStore, recorder: PollRecorder) -> Rea
 
 
 def _summary(config: Config) -> str:
-    hosts = sum(1 for d in config.devices if (t := settings.target(d)) and t.host)
-    return f"{hosts} with a native host, {len(config.devices) - hosts} by discovery"
+    native = [d for d in config.devices if d.reads("native")]
+    hosts = sum(1 for d in native if (t := settings.target(d)) and t.host)
+    text = f"{hosts} with a native host, {len(native) - hosts} by discovery"
+    skipped = len(config.devices) - len(native)
+    return f"{text}, {skipped} not read natively" if skipped else text
 
 
 SPEC = ReaderSpec(

@@ -114,6 +114,25 @@ async def test_offline_vanishes_from_metrics_and_recovers(simulator) -> None:
         assert one(scrape(port), "tplink_native_up", device_id=victim.mac) == 1
 
 
+async def test_a_matter_only_plug_is_not_polled_natively(simulator) -> None:
+    """``protocols: [matter]``: no native polls, no native series (so no PlugDown for it)."""
+    read, skipped = await simulator.start(
+        [PlugOptions(PROFILES["p110_klap"]), PlugOptions(PROFILES["p110_klap"])]
+    )
+    data = simulator.config_dict()
+    for device in data["devices"]:
+        if device["device_id"] == skipped.mac:
+            del device["native"]
+            device["protocols"] = ["matter"]
+    config = make_config(data, prometheus={"host": "127.0.0.1", "port": 0})
+    async with app.Runtime(config, "native") as runtime:
+        port = runtime.prometheus_port
+        await wait_for(lambda: find(scrape(port), "tplink_native_power_watts", device_id=read.mac))
+        s = scrape(port)
+        assert not [k for k in s if dict(k[1]).get("device_id") == skipped.mac]
+    assert read.logins >= 1 and skipped.logins == 0
+
+
 async def test_slow_plug_does_not_delay_others(simulator) -> None:
     slow, fast = await simulator.start(
         [PlugOptions(PROFILES["p110_klap"]), PlugOptions(PROFILES["p110_klap"])]
