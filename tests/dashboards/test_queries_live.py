@@ -1,15 +1,21 @@
-"""LIVE: every dashboard query and alert expression against real VictoriaMetrics and Prometheus.
+"""LIVE: every dashboard query and alert rule against real VictoriaMetrics and Prometheus.
 
-Emulated plugs (a KP115 mirrored by a virtual Matter plug, an HS300 strip, a P110) and one
-configured plug that does not answer are read by otelpower with ``--protocol all``; OTLP goes
-to the real collector, which remote-writes to a real VictoriaMetrics (tests/pipeline
-fixtures), and a real Prometheus scrapes /metrics (as a plain kube-prometheus-stack would).
-After ~25 s of data, on each backend, every panel query (variables as "All", both protocol
-preferences, Grafana's built-ins as in helpers.BUILTIN) must return series with
-exactly the label set dashboards/generate.py declares for it; every alert expression must
-parse (it may return nothing). About 40 s; needs the collector, VictoriaMetrics and the
-Matter test bed (`make collector victoria-metrics prometheus setup`), else it skips (fails in
-CI).
+Emulated plugs (a KP115 mirrored by a virtual Matter plug, an HS300 strip, P110s over KLAP
+and TPAP, a P304M), a plug that refuses otelpower's credentials and a configured plug that
+does not answer are read by otelpower with ``--protocol all``. OTLP goes to the real
+collector, which remote-writes to a real VictoriaMetrics (tests/pipeline fixtures); a real
+Prometheus scrapes /metrics with the target labels a ServiceMonitor gets (as a plain
+kube-prometheus-stack would, without the collector).
+
+On each backend: after ~25 s of data every panel query (variables as "All", both protocol
+preferences, Grafana's built-ins as in helpers.BUILTIN) must return series with exactly the
+label set dashboards/generate.py declares for it; every alert rule's expression must fire for
+exactly the plugs it is about (PlugDown: the dead and the refusing plug; PlugAuthFailure:
+the refusing one) and stay quiet otherwise; then NativeMatterDisagreement (the Matter path
+reads 1.5x), MatterServerDisconnected (the server stops) and ReaderDown (otelpower stops; the
+absent() rule on the empty TSDB of an hour ago) must fire. Needs the collector,
+VictoriaMetrics, Prometheus and the Matter test bed (`make collector victoria-metrics
+prometheus setup`), else it skips (fails in CI).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,17 +35,20 @@ from harness.backends import Prometheus, QueryApi, VictoriaMetrics
 from harness.ports import free_port
 from harness.wait import wait_for
 from otelpower import app
+from otelpower.readers.matter.reader import redact_url
 from otelpower.sim import PlugOptions, builtin_profiles
 from otelpower.sim.faults import Fault
 from tests.conftest import make_config
 
 from .helpers import RULES_FILE, expand, generator, targets, variable_queries
 
-pytestmark = [pytest.mark.live, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.live, pytest.mark.timeout(240)]
 
 PROFILES = {p.stem: p for p in builtin_profiles()}
 DATA_SECONDS = 25.0
 DEAD_MAC = "48:22:54:ee:ee:01"
+# what prometheus-operator adds to a ServiceMonitor target's series besides job and instance
+TARGET_LABELS = {"namespace", "service", "pod", "container", "endpoint"}
 
 
 def matter_bed_missing() -> list[str]:
@@ -74,6 +84,10 @@ async def test_every_query_returns_data(
             PlugOptions(PROFILES["p304m_klap"]),  # outlets with month figures
         ]
     )
+    # A plug owned by another account: otelpower's credentials are refused (auth_failed).
+    (refusing,) = await simulator.start(
+        [PlugOptions(PROFILES["p110_klap"], username="other@example.com", password="theirs")]
+    )
     mirrored = plugs[0].mac
     data = simulator.config_dict()
     # A configured plug nobody answers for: up = 0, status offline, poll errors.
@@ -86,6 +100,8 @@ async def test_every_query_returns_data(
             "native": {"host": "127.0.0.1", "port": free_port()},
         }
     )
+    port = free_port()
+    vm = victoria_metrics
     async with matter_mirror(plugs[0], tmp_path) as mirror:
         for device in data["devices"]:
             if device["device_id"] == mirrored:
@@ -93,50 +109,144 @@ async def test_every_query_returns_data(
         config = make_config(
             {**data, "matter": {"url": mirror.url}},
             poll={"interval": 1, "timeout": 2},
-            prometheus={"host": "127.0.0.1", "port": 0},
+            prometheus={"host": "127.0.0.1", "port": port},
         )
-        async with (
-            app.Runtime(config, "all") as rt,
-            scraping(rt, prometheus_binary, tmp_path) as prom,
-        ):
-            vm = victoria_metrics
-            await wait_for(
-                lambda: all(
-                    b.query("tplink_matter_power_watts") and b.query("tplink_native_up == 0")
-                    for b in (vm, prom)
-                ),
-                timeout=30,
-                interval=0.5,
-                in_thread=True,
-            )
-            await asyncio.sleep(DATA_SECONDS)
-            problems = []
-            for backend in (vm, prom):
-                problems += await asyncio.to_thread(
-                    run_everything, backend, mirrored, plugs, data["devices"]
+        async with scraping(port, prometheus_binary, tmp_path) as prom:
+            backends = (vm, prom)
+            async with app.Runtime(config, "all"):
+                await wait_for(
+                    lambda: all(
+                        b.query("tplink_matter_power_watts") and b.query("tplink_native_up == 0")
+                        for b in backends
+                    ),
+                    timeout=30,
+                    interval=0.5,
+                    in_thread=True,
                 )
-            # Fallback: the mirrored plug's native path fails; the unified panels (native
-            # preferred) now show it from Matter, still once.
-            plugs[0].fault = Fault.OFFLINE
-            await wait_for(
-                lambda: vm.query(f'tplink_native_up{{device_id="{mirrored}"}} == 0'),
-                timeout=15,
-                interval=0.5,
-                in_thread=True,
-            )
-            problems += await asyncio.to_thread(check_fallback, vm, mirrored)
+                await asyncio.sleep(DATA_SECONDS)
+                problems = []
+                for backend in backends:
+                    problems += await asyncio.to_thread(
+                        run_everything, backend, mirrored, plugs, data["devices"]
+                    )
+                    problems += await asyncio.to_thread(
+                        rules_fire_only_for,
+                        backend,
+                        QUIET
+                        | {
+                            "PlugDown": {DEAD_MAC, refusing.mac},
+                            "PlugAuthFailure": {refusing.mac},
+                        },
+                    )
+                    # a fresh TSDB (before any sample): only the absent() rule fires
+                    problems += await asyncio.to_thread(
+                        rules_fire_only_for, backend, QUIET | {"ReaderDown#2": {"*"}}, 3600
+                    )
+                # The Matter path reads 1.5 times the power: they disagree.
+                mirror.power_factor = 1.5
+                problems += await until_rules_fire(backends, "NativeMatterDisagreement", {mirrored})
+                mirror.power_factor = 1.0
+                # Fallback: the mirrored plug's native path fails; the unified panels (native
+                # preferred) now show it from Matter, still once.
+                plugs[0].fault = Fault.OFFLINE
+                await wait_for(
+                    lambda: vm.query(f'tplink_native_up{{device_id="{mirrored}"}} == 0'),
+                    timeout=15,
+                    interval=0.5,
+                    in_thread=True,
+                )
+                problems += await asyncio.to_thread(check_fallback, vm, mirrored)
+                # The Matter server goes away.
+                assert mirror.server is not None
+                await mirror.server.stop()
+                problems += await until_rules_fire(
+                    backends, "MatterServerDisconnected", {redact_url(mirror.url)}
+                )
+            # otelpower stops: both readers' series are gone
+            problems += await until_rules_fire(backends, "ReaderDown", {"native", "matter"})
     assert not problems, "\n".join(problems)
 
 
+# rule (a repeated alert name gets #2) -> who it fires for, when nothing is wrong
+QUIET: dict[str, set[str]] = {
+    "PlugDown": set(),
+    "PlugAuthFailure": set(),
+    "NativeMatterDisagreement": set(),
+    "ReaderDown": set(),
+    "ReaderDown#2": set(),
+    "MatterServerDisconnected": set(),
+}
+
+
+def rules() -> dict[str, str]:
+    """Every alert rule's expression by name (``#2`` for a second rule of the same name)."""
+    out: dict[str, str] = {}
+    for group in yaml.safe_load(RULES_FILE.read_text())["spec"]["groups"]:
+        for r in group["rules"]:
+            name = r["alert"] if r["alert"] not in out else f"{r['alert']}#2"
+            out[name] = r["expr"]
+    return out
+
+
+def firing(backend: QueryApi, expr: str, ago: float = 0) -> set[str]:
+    """Who a rule's expression returns (its ``for:`` aside): the plugs' device_id, else the
+    protocol or the Matter server, else ``*``."""
+    at = time.time() - ago if ago else None
+    return {
+        m.get("device_id") or m.get("protocol") or m.get("server") or "*"
+        for m in (r["metric"] for r in backend.query(expr, at=at))
+    }
+
+
+def rules_fire_only_for(backend: QueryApi, expected: dict[str, set[str]], ago: float = 0):
+    """Each rule fires for exactly ``expected[rule]`` (empty: it stays quiet)."""
+    exprs = rules()
+    assert set(exprs) == set(expected), sorted(exprs)
+    problems = []
+    for name, expr in exprs.items():
+        try:
+            got = firing(backend, expr, ago)
+        except AssertionError as e:  # a query the backend refuses
+            problems.append(f"{backend.name}: alert {name}: {e}")
+            continue
+        if got != expected[name]:
+            when = f" {ago:g} s ago" if ago else ""
+            problems.append(
+                f"{backend.name}: {name}{when} fires for {got}, expected {expected[name]}"
+            )
+    return problems
+
+
+async def until_rules_fire(backends, name: str, who: set[str]) -> list[str]:
+    """Wait (bounded) until rule ``name`` fires for exactly ``who`` on every backend."""
+    expr = rules()[name]
+    try:
+        await wait_for(
+            lambda: all(firing(b, expr) == who for b in backends),
+            timeout=30,
+            interval=0.5,
+            in_thread=True,
+        )
+    except TimeoutError:
+        got = {b.name: firing(b, expr) for b in backends}
+        return [f"{name}: fires for {got}, expected {who} on every backend"]
+    return []
+
+
 @contextlib.asynccontextmanager
-async def scraping(rt: app.Runtime, binary: Path, tmp_path: Path) -> AsyncIterator[Prometheus]:
-    """A Prometheus scraping the runtime's /metrics every second (as kube-prometheus-stack
+async def scraping(port: int, binary: Path, tmp_path: Path) -> AsyncIterator[Prometheus]:
+    """A Prometheus scraping otelpower's /metrics on ``port`` every second, with the target
+    labels prometheus-operator gives a ServiceMonitor's target (as kube-prometheus-stack
     would, without the collector)."""
+    target = (  # TARGET_LABELS and job
+        "{job: otelpower-native, namespace: otelpower, service: otelpower-native,"
+        " pod: otelpower-native-0, container: otelpower, endpoint: metrics}"
+    )
     prom = Prometheus(
         tmp_path,
-        "  - job_name: otelpower\n"
+        "  - job_name: serviceMonitor/otelpower/otelpower-native/0\n"
         "    scrape_interval: 1s\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{rt.prometheus_port}']}}]\n",
+        f"    static_configs: [{{targets: ['127.0.0.1:{port}'], labels: {target}}}]\n",
         binary=binary,
     )
     await asyncio.to_thread(prom.start)
@@ -184,9 +294,11 @@ def run_everything(vm: QueryApi, mirrored: str, plugs: list, devices: list[dict]
                 problems.append(f"{where}: no data\n  {expr}")
                 continue
             want = labels[target.expr]
+            # panels that keep a series' origin (job, instance) keep all its target labels
+            extra = {"outlet"} | (TARGET_LABELS if "job" in want else set())
             for item in result:
                 got = set(item["metric"]) - {"__name__"}
-                if not (want <= got <= want | {"outlet"}):
+                if not (want <= got <= want | extra):
                     problems.append(f"{where}: labels {sorted(got)}, expected {sorted(want)}")
                     break
             if "power_watts" in target.expr and "protocol_preference" in target.expr:
@@ -201,16 +313,6 @@ def run_everything(vm: QueryApi, mirrored: str, plugs: list, devices: list[dict]
     if [r["metric"]["device_id"] for r in diff] != [mirrored]:
         problems.append(f"{vm.name}: native - matter matches {diff}, expected only {mirrored}")
 
-    rule = yaml.safe_load(RULES_FILE.read_text())
-    for group in rule["spec"]["groups"]:
-        for r in group["rules"]:
-            try:
-                vm.query(r["expr"], flush=False)  # may be empty; a syntax error raises
-            except AssertionError as e:
-                problems.append(f"{vm.name}: alert {r['alert']}: {e}")
-    plug_down = [r for r in vm.query("tplink_native_up == 0", flush=False)]
-    if [r["metric"]["device_id"] for r in plug_down] != [DEAD_MAC]:
-        problems.append(f"{vm.name}: expected only the dead plug down, got {plug_down}")
     return problems
 
 
