@@ -124,30 +124,22 @@ def stack(
         vm.stop()
 
 
-def on_both_paths(vm: VictoriaMetrics, metric: str, n: int) -> bool:
-    """Every plug and outlet has a current sample on both paths."""
-    count = 'count by (device_id, outlet) ({}{{job="{}"}})'
-    return all(len(vm.query(count.format(metric, job))) == n for job in ("direct", "otelpower"))
-
-
-def newer_than(backend: QueryApi, metric: str, jobs: tuple[str, ...], since: float) -> bool:
-    return all(
-        float(r["value"][0]) > since
-        for job in jobs
-        for r in backend.query(f'timestamp({metric}{{job="{job}"}})')
-    )
+def fresh(backend: QueryApi, metric: str, job: str, n: int, since: float) -> bool:
+    """``job``'s ``n`` plug (outlet) counters are all in ``backend``, each sampled after
+    ``since``."""
+    stamps = backend.query(f'timestamp({metric}{{job="{job}"}})')
+    plugs = {(r["metric"]["device_id"], r["metric"].get("outlet", "")) for r in stamps}
+    return len(plugs) == n and all(float(r["value"][0]) > since for r in stamps)
 
 
 async def settle(stack: Stack, metric: str, n: int, timeout: float = 30) -> None:
-    """Two more samples of every counter on every path after the last change."""
+    """Every counter has a sample after the last change on every path: VictoriaMetrics'
+    scrape and OTLP, Prometheus' scrape."""
     await asyncio.sleep(0)  # let the readers see the change first
     since = time.time() + 1.5
+    paths = ((stack.vm, "direct"), (stack.vm, "otelpower"), (stack.prom, "direct"))
     await wait_for(
-        lambda: (
-            newer_than(stack.vm, metric, ("direct", "otelpower"), since)
-            and newer_than(stack.prom, metric, ("direct",), since)
-            and on_both_paths(stack.vm, metric, n)
-        ),
+        lambda: all(fresh(backend, metric, job, n, since) for backend, job in paths),
         timeout=timeout,
         interval=0.3,
         in_thread=True,
@@ -170,10 +162,7 @@ async def test_increase_equals_recorded_energy_on_both_paths(simulator, stack) -
         await settle(stack, COUNTER, series)
 
     async with app.Runtime(config, "native"):
-        await wait_for(
-            lambda: on_both_paths(vm, COUNTER, series), timeout=30, interval=0.3, in_thread=True
-        )
-        await settled()
+        await settle(stack, COUNTER, series, timeout=60)  # every counter on every path
         start, before = time.time(), truth_kwh(plugs)
         await settled()
 
@@ -275,10 +264,7 @@ async def test_matter_counter_increase_equals_recorded_energy(simulator, stack, 
             prometheus={"host": "127.0.0.1", "port": stack.ports[0]},
         )
         async with app.Runtime(config, "matter"):
-            await wait_for(
-                lambda: on_both_paths(vm, metric, 1), timeout=60, interval=0.3, in_thread=True
-            )
-            await settle(stack, metric, 1)
+            await settle(stack, metric, 1, timeout=90)  # commissioned, read, on every path
             start, before = time.time(), truth_kwh([plug])
             simulator.clock.advance(120)  # midnight and month end: a lifetime counter goes on
             await settle(stack, metric, 1)
