@@ -122,7 +122,7 @@ _DEVICE_KEYS = {"device_id", "room", "shelf", "device", "protocols"}
 def _parse_protocols(
     r: Fields, m: dict[str, Any], path: Path_, known: Mapping[str, tuple[str, ...]]
 ) -> frozenset[str] | None:
-    """``protocols: [matter]``: which readers read the plug (absent: all of them).
+    """``protocols: [<protocol>, ...]``: which readers read the plug (absent: all of them).
 
     ``known`` maps each reader's protocol to its per-device section keys.
     """
