@@ -1,6 +1,8 @@
 # otelpower image: one image for `otelpower run CONFIG --protocol native|matter|all`.
 #
 #   docker build -t otelpower .            (context = the repository root; .dockerignore)
+#   make images                            (here: base images from Debian's packages, see
+#                                           tools/local-base-images.sh, and a run test)
 #   docker run --rm --read-only -p 9464:9464 -v "$PWD/my-home.yaml:/config/config.yaml:ro" \
 #     -e KASA_USERNAME -e KASA_PASSWORD otelpower run /config/config.yaml --protocol native
 #   docker run --rm otelpower check /etc/otelpower/config.example.yaml
@@ -25,8 +27,11 @@ COPY tools/image-install.sh tools/image-build-requirements.txt tools/
 COPY otelpower/ otelpower/
 # Runtime deps from requirements.lock (--require-hashes, wheels only: no compiler needed),
 # then the otelpower wheel built here, --no-deps. The venv must keep this path in the final
-# stage (its scripts' shebangs point at it).
-RUN tools/image-install.sh /opt/otelpower
+# stage (its scripts' shebangs point at it). Behind a TLS-inspecting proxy, hand pip the
+# proxy's CA without baking it into a layer: `--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt
+# --build-arg PIP_CERT=/run/secrets/ca` (what `make images` does).
+ARG PIP_CERT
+RUN --mount=type=secret,id=ca tools/image-install.sh /opt/otelpower
 
 # --- final: python + the venv; no compiler, no build backend, no uv ------------------------
 FROM ${PYTHON_IMAGE}

@@ -77,7 +77,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint collector victoria-metrics prometheus collector-validate k8s-check image-install-check dashboards-check
+test: lint collector victoria-metrics prometheus collector-validate k8s-check image-install-check images dashboards-check
 	$(BIN)/pytest -q
 
 # Emulated plugs of every transport, a virtual Matter plug mirroring one of them (through a

@@ -20,6 +20,15 @@
 # Images (docker engine with buildx, context = the repository root):
 #   docker build -t otelpower .
 #   docker build -f collector-config/Dockerfile -t otelcol-otelpower .
+#
+# Built and run here (`make test` does both; no registry needed):
+#   make docker-engine         a docker engine: the running one, else Debian's dockerd started
+#                              as tools/docker-engine.sh says (root)
+#   make local-base-images     otelpower-local/{python,golang}:trixie from Debian's packages
+#                              (tools/local-base-images.sh: mmdebstrap | docker import)
+#   make images                otelpower:test and otelcol-otelpower:test from the two
+#                              Dockerfiles on those bases; the build's CA bundle is a build
+#                              secret (in no layer). tests/test_images_run.py runs them.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -41,7 +50,20 @@ ACTIONLINT_STAMP := $(TOOLS)/bin/.actionlint-v$(ACTIONLINT_VERSION)
 DOCKERFILES := Dockerfile collector-config/Dockerfile
 
 .PHONY: requirements requirements-check image-build-requirements image-install-check \
-	image-wheels-check dockerfile-lint actionlint images-lint images-test
+	image-wheels-check dockerfile-lint actionlint images-lint images-test docker-engine \
+	local-base-images images
+
+# Debian's client: its BuildKit is built in (a newer client may lack the buildx plugin).
+DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
+RUN ?= .run
+LOCAL_BASE := otelpower-local
+IMAGE_TAG := test
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+comma := ,
+# --network host: the engine runs without a bridge; the CA bundle reaches pip and go as a
+# build secret plus the variable that points them at it.
+DOCKER_BUILD := DOCKER_BUILDKIT=1 $(DOCKER) build --network host --progress plain \
+	$(if $(wildcard $(CA_BUNDLE)),--secret id=ca$(comma)src=$(CA_BUNDLE))
 
 requirements: $(UV)
 	$(UV_EXPORT) --quiet -o $(REQUIREMENTS_LOCK)
@@ -101,3 +123,22 @@ actionlint: $(ACTIONLINT_STAMP)
 images-lint: dockerfile-lint actionlint requirements-check
 
 images-test: images-lint image-install-check
+
+docker-engine:
+	@DOCKER=$(DOCKER) RUN=$(RUN) tools/docker-engine.sh
+
+local-base-images: docker-engine
+	@DOCKER=$(DOCKER) PREFIX=$(LOCAL_BASE) tools/local-base-images.sh
+
+images: local-base-images
+	@mkdir -p $(RUN)
+	$(DOCKER_BUILD) $(if $(wildcard $(CA_BUNDLE)),--build-arg PIP_CERT=/run/secrets/ca) \
+	  --build-arg PYTHON_IMAGE=$(LOCAL_BASE)/python:trixie -t otelpower:$(IMAGE_TAG) . \
+	  > $(RUN)/image-otelpower.log 2>&1 || { tail -40 $(RUN)/image-otelpower.log; exit 1; }
+	@echo "images: otelpower:$(IMAGE_TAG) built (log: $(RUN)/image-otelpower.log)"
+	$(DOCKER_BUILD) $(if $(wildcard $(CA_BUNDLE)),--build-arg SSL_CERT_FILE=/run/secrets/ca) \
+	  --build-arg GO_IMAGE=$(LOCAL_BASE)/golang:trixie \
+	  --build-arg RUNTIME_IMAGE=$(LOCAL_BASE)/python:trixie \
+	  -f collector-config/Dockerfile -t otelcol-otelpower:$(IMAGE_TAG) . \
+	  > $(RUN)/image-collector.log 2>&1 || { tail -40 $(RUN)/image-collector.log; exit 1; }
+	@echo "images: otelcol-otelpower:$(IMAGE_TAG) built (log: $(RUN)/image-collector.log)"

@@ -150,7 +150,9 @@ def test_otelpower_final_stage_has_no_build_tools(otelpower_stages):
 def test_otelpower_builder_runs_the_install_script(otelpower_stages):
     builder = next(s for s in otelpower_stages if s.name == "builder")
     runs = builder.args("RUN")
-    assert runs == ["tools/image-install.sh /opt/otelpower"], runs
+    # the only mount: an optional CA bundle for pip (a build secret, in no layer)
+    assert runs == ["--mount=type=secret,id=ca tools/image-install.sh /opt/otelpower"], runs
+    assert "PIP_CERT" in builder.args("ARG")
     copied = " ".join(builder.args("COPY")).split()
     for needed in (
         "tools/image-install.sh",
