@@ -77,7 +77,8 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint collector victoria-metrics prometheus collector-validate k8s-check image-install-check images dashboards-check
+test: lint collector victoria-metrics prometheus collector-validate k8s-check image-install-check images \
+  deploy-check dashboards-check
 	$(BIN)/pytest -q
 
 # Emulated plugs of every transport, a virtual Matter plug mirroring one of them (through a

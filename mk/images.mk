@@ -29,6 +29,10 @@
 #   make images                otelpower:test and otelcol-otelpower:test from the two
 #                              Dockerfiles on those bases; the build's CA bundle is a build
 #                              secret (in no layer). tests/test_images_run.py runs them.
+#   make deploy-check          docker-compose.yaml (`docker-compose config`, both profiles;
+#                              Debian's docker-compose, apt-get when missing) and
+#                              systemd/otelpower.service (`systemd-analyze verify`, any
+#                              warning fails) are valid
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -51,7 +55,7 @@ DOCKERFILES := Dockerfile collector-config/Dockerfile
 
 .PHONY: requirements requirements-check image-build-requirements image-install-check \
 	image-wheels-check dockerfile-lint actionlint images-lint images-test docker-engine \
-	local-base-images images
+	local-base-images images deploy-check
 
 # Debian's client: its BuildKit is built in (a newer client may lack the buildx plugin).
 DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
@@ -142,3 +146,22 @@ images: local-base-images
 	  -f collector-config/Dockerfile -t otelcol-otelpower:$(IMAGE_TAG) . \
 	  > $(RUN)/image-collector.log 2>&1 || { tail -40 $(RUN)/image-collector.log; exit 1; }
 	@echo "images: otelcol-otelpower:$(IMAGE_TAG) built (log: $(RUN)/image-collector.log)"
+
+DOCKER_COMPOSE ?= /usr/bin/docker-compose
+
+$(DOCKER_COMPOSE):
+	$(call debian-binary,docker-compose,$(DOCKER_COMPOSE))
+
+# The unit names /opt/otelpower/bin/otelpower, which systemd-analyze wants to exist: the
+# copy checked names this checkout's venv instead.
+deploy-check: $(DOCKER_COMPOSE) $(BIN)/otelpower
+	@$(DOCKER_COMPOSE) -f docker-compose.yaml config -q
+	@test "$$($(DOCKER_COMPOSE) -f docker-compose.yaml --profile pipeline config --services | sort | xargs)" \
+	  = "otelcol otelpower victoriametrics" || { echo "error: docker-compose.yaml: services"; exit 1; }
+	@echo "deploy-check: docker-compose.yaml OK"
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  sed "s#/opt/otelpower/bin/otelpower#$(abspath $(BIN))/otelpower#g" systemd/otelpower.service \
+	    > "$$tmp/otelpower.service" && \
+	  out=$$(systemd-analyze verify "$$tmp/otelpower.service" 2>&1) && test -z "$$out" \
+	  || { echo "error: systemd/otelpower.service:"; echo "$$out"; exit 1; }
+	@echo "deploy-check: systemd/otelpower.service OK"

@@ -3,8 +3,9 @@
 The otelpower image runs read-only as uid 10001 on the host network against emulated plugs
 (python-kasa over XOR and KLAP, the tapo client over TPAP) until /readyz and /metrics answer
 with the contract, `check`s a config, and stops cleanly on SIGTERM. The collector image
-validates its config and answers its health check. Skips when the images are missing, unless
-CI is set (then `make test` has built them).
+validates its config and answers its health check. docker-compose.yaml, as shipped, runs the
+exporter service on the image built here. Skips when the images are missing, unless CI is
+set (then `make test` has built them).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ DOCKER = os.environ.get("DOCKER") or (
 OTELPOWER_IMAGE = os.environ.get("OTELPOWER_IMAGE", "otelpower:test")
 COLLECTOR_IMAGE = os.environ.get("COLLECTOR_IMAGE", "otelcol-otelpower:test")
 
+COMPOSE = os.environ.get("DOCKER_COMPOSE", "/usr/bin/docker-compose")
+COMPOSE_FILE = Path(__file__).resolve().parents[1] / "docker-compose.yaml"
+
 pytestmark = pytest.mark.timeout(180)
 
 
@@ -51,6 +55,14 @@ def require(image: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set, so `make test` should have built it: make images)")
     pytest.skip(f"{reason}: make images")
+
+
+def require_compose() -> str:
+    if Path(COMPOSE).exists():
+        return COMPOSE
+    if os.environ.get("CI"):
+        pytest.fail(f"{COMPOSE} is missing (make deploy-check installs it)")
+    pytest.skip(f"{COMPOSE} is missing: make deploy-check")
 
 
 class Container:
@@ -218,3 +230,49 @@ async def test_collector_image_validates_and_answers_its_health_check(container)
     assert http(f"http://127.0.0.1:{ports['PROM']}/metrics")[0] == 200
     code, logs = c.stop()
     assert code == 0, logs
+
+
+async def test_compose_runs_the_exporter(simulator, tmp_path: Path) -> None:
+    """docker-compose.yaml as shipped (its hardening, mounts and command), the exporter
+    service on the image built here, reading emulated plugs."""
+    image = require(OTELPOWER_IMAGE)
+    compose = require_compose()
+    (plug,) = await simulator.start([PlugOptions(PROFILES["p110_klap"])])
+    port = free_port()
+    data = simulator.config_dict()
+    data["poll"] = {"interval": 1, "timeout": 3}
+    data["prometheus"] = {"host": "127.0.0.1", "port": port}
+    (tmp_path / "otelpower.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "otelpower.yaml").chmod(0o644)
+    shutil.copy(COMPOSE_FILE, tmp_path)
+    project = f"otelpower-test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "OTELPOWER_IMAGE": image}
+
+    def compose_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [compose, "-p", project, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    up = compose_run("up", "-d", "--no-build", "otelpower")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+
+        def reading() -> bool:
+            status, text = http(f"http://127.0.0.1:{port}/metrics")
+            return status == 200 and bool(
+                find(parse(text), "tplink_native_power_watts", device_id=plug.mac)
+            )
+
+        try:
+            await wait_for(reading, timeout=90, interval=0.5, in_thread=True)
+        except AssertionError:
+            pytest.fail(f"no readings; the service's log:\n{compose_run('logs').stdout}")
+    finally:
+        down = compose_run("down", "-v", "-t", "20")
+    assert down.returncode == 0, down.stdout + down.stderr
