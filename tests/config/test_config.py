@@ -115,6 +115,16 @@ def test_secret_file(tmp_path: Path) -> None:
     assert credentials(load_config(write(tmp_path, text), {})).password == "from-file"
 
 
+def test_a_missing_secret_file_means_no_credentials(tmp_path: Path, caplog) -> None:
+    """An optional Kubernetes Secret that was not created: the plugs that need none work."""
+    text = GOOD + f"credentials:\n  password_file: {tmp_path / 'absent'}\n"
+    assert credentials(load_config(write(tmp_path, text), {})).password == ""
+    assert "credentials.password_file" in caplog.text and "does not exist" in caplog.text
+    (tmp_path / "unreadable").mkdir()  # any other failure is still a problem
+    text = GOOD + f"credentials:\n  password_file: {tmp_path / 'unreadable'}\n"
+    assert "credentials.password_file (line 10): cannot read secret file" in errors(tmp_path, text)
+
+
 def test_literal_password_is_refused_without_echo(tmp_path: Path) -> None:
     message = errors(tmp_path, GOOD + "credentials:\n  password: hunter2\n")
     assert "credentials.password (line 10)" in message

@@ -139,6 +139,10 @@ def test_overlays_set_the_namespace(renders: dict[str, list[dict]]) -> None:
             assert all("namespace" not in o["metadata"] for o in objs)
             continue
         for o in objs:
+            if o["kind"] == "Namespace":  # cluster-scoped: the overlay's own namespace
+                assert o["metadata"]["name"] == "otelpower", name
+                assert "pod-security.kubernetes.io/enforce" in o["metadata"]["labels"], name
+                continue
             assert o["metadata"].get("namespace") == "otelpower", f"{name}: {o['kind']}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from otelpower.config.schema import Config, DeviceConfig
 from otelpower.config.yamlsource import Path_
 
 DEFAULT_TARGETS = ("255.255.255.255",)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,16 @@ def parse_credentials(r: Fields, raw: Any, path: Path_) -> CredentialsConfig:
             if file_path is not None:
                 try:
                     values[name] = Path(file_path).read_text(encoding="utf-8").strip()
+                except FileNotFoundError:
+                    # an optional Secret that was not created: plugs that need none still work
+                    log.warning(
+                        "%s: %s %s does not exist: no %s (plugs that need none still work)",
+                        r.doc.source,
+                        ".".join(str(k) for k in (*path, file_key)),
+                        file_path,
+                        name,
+                    )
+                    values[name] = r.environ.get(f"KASA_{name.upper()}", "")
                 except OSError as exc:
                     r.doc.problem((*path, file_key), f"cannot read secret file: {exc.strerror}")
         elif name in m and m[name] is not None:
