@@ -34,10 +34,22 @@ COLLECTOR_TEST_ENV = {
 
 
 class QueryApi:
-    """The Prometheus HTTP query API, as VictoriaMetrics and Prometheus both serve it."""
+    """The Prometheus HTTP query API, as VictoriaMetrics and Prometheus both serve it, on
+    ``127.0.0.1:port``; ``health_path`` answers 200 once it is up."""
 
     name: str
-    url: str
+    port: int
+    health_path: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def healthy(self) -> bool:
+        try:
+            return http_get(f"{self.url}{self.health_path}", timeout=1)[0] == 200
+        except OSError:
+            return False
 
     def flush(self) -> None:
         """Make every ingested sample searchable now (a no-op where they already are)."""
@@ -99,6 +111,7 @@ class VictoriaMetrics(QueryApi, Process):
     """A single-node VictoriaMetrics; data in ``data_dir``, kept across restarts."""
 
     name = "victoria-metrics"
+    health_path = "/health"
 
     def __init__(self, tmp: Path, *, latency_offset: str = "1s", binary: Path = VM_BINARY):
         super().__init__(tmp / "victoria-metrics.log")
@@ -107,10 +120,6 @@ class VictoriaMetrics(QueryApi, Process):
         self.data_dir = tmp / "vm-data"
         self.latency_offset = latency_offset
         self.extra_args: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def write_url(self) -> str:
@@ -128,12 +137,6 @@ class VictoriaMetrics(QueryApi, Process):
             *self.extra_args,
         ]
 
-    def healthy(self) -> bool:
-        try:
-            return http_get(f"{self.url}/health", timeout=1)[0] == 200
-        except OSError:
-            return False
-
     def flush(self) -> None:
         """Make every ingested sample searchable now (VM buffers them for up to ~1 s)."""
         http_get(f"{self.url}/internal/force_flush")
@@ -143,6 +146,7 @@ class Prometheus(QueryApi, Process):
     """Debian's Prometheus (2.42), scraping ``scrape_configs`` (a YAML list) on its own."""
 
     name = "prometheus"
+    health_path = "/-/ready"
 
     def __init__(self, tmp: Path, scrape_configs: str, *, binary: Path = PROMETHEUS_BINARY):
         super().__init__(tmp / "prometheus.log")
@@ -152,10 +156,6 @@ class Prometheus(QueryApi, Process):
         self.config.write_text(f"scrape_configs:\n{scrape_configs}")
         self.data_dir = tmp / "prometheus-data"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def command(self) -> list[str]:
         return [
             str(self.binary),
@@ -164,12 +164,6 @@ class Prometheus(QueryApi, Process):
             f"--storage.tsdb.path={self.data_dir}",
             "--log.level=warn",
         ]
-
-    def healthy(self) -> bool:
-        try:
-            return http_get(f"{self.url}/-/ready", timeout=1)[0] == 200
-        except OSError:
-            return False
 
 
 class Collector(Process):
