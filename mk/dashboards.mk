@@ -1,8 +1,9 @@
 # Grafana dashboards (dashboards/) and alert rules (alerts/).
 # Included by the main Makefile (`include mk/dashboards.mk`); uses BIN from there.
 #
-#   make dashboards         regenerate dashboards/*.json, alerts/vmalert-rules.yaml and the
-#                           protocol matchers in alerts/otelpower-rules.yaml (from the registry)
+#   make dashboards         regenerate dashboards/*.json, alerts/vmalert-rules.yaml, the VMRule
+#                           (k8s/components/vmrule) and the protocol matchers in
+#                           alerts/otelpower-rules.yaml (from the registry)
 #                           (dashboards/generate.py, grafana-foundation-sdk)
 #   make dashboards-check   fails when the committed files differ from what generate.py writes
 #                           and, where vmalert is installed, `vmalert -dryRun` on the rules
@@ -16,7 +17,8 @@ BIN ?= .venv/bin
 VMALERT ?= vmalert
 DASHBOARDS_GENERATOR := dashboards/generate.py
 DASHBOARDS_OUTPUTS := dashboards/otelpower-power.json dashboards/otelpower-compare.json \
-	alerts/vmalert-rules.yaml alerts/otelpower-rules.yaml
+	alerts/vmalert-rules.yaml alerts/otelpower-rules.yaml \
+	k8s/components/vmrule/otelpower-vmrule.yaml
 
 .PHONY: dashboards dashboards-check dashboards-test
 

@@ -311,10 +311,11 @@ def test_sharded_native_component(renders: dict[str, list[dict]]) -> None:
 
 
 def test_alert_rules_ship_with_the_home_overlay(renders: dict[str, list[dict]]) -> None:
-    """The PrometheusRule rendered is alerts/otelpower-rules.yaml (the file vmalert checks)."""
+    """The rule rendered is alerts/otelpower-rules.yaml (the file vmalert checks): a
+    PrometheusRule in home, a VMRule in the victoriametrics overlay."""
     source = yaml.safe_load((ROOT / "alerts" / "otelpower-rules.yaml").read_text())
-    for name in ("home", "victoriametrics"):
-        rule = _named(renders[name], "PrometheusRule", "otelpower")
+    for name, kind in (("home", "PrometheusRule"), ("victoriametrics", "VMRule")):
+        rule = _named(renders[name], kind, "otelpower")
         assert rule["metadata"]["namespace"] == "otelpower"
         assert rule["spec"] == source["spec"], name
     alerts = {r["alert"] for g in source["spec"]["groups"] for r in g["rules"] if "alert" in r}
@@ -453,7 +454,7 @@ def test_service_monitors(renders: dict[str, list[dict]]) -> None:
             assert sm["metadata"]["name"] == f"otelpower-{proto}"
 
 
-def test_victoriametrics_overlay_uses_vmservicescrapes(renders: dict[str, list[dict]]) -> None:
+def test_victoriametrics_overlay_uses_vm_operator_kinds(renders: dict[str, list[dict]]) -> None:
     objs = renders["victoriametrics"]
     assert not _of(objs, "ServiceMonitor")
     scrapes = _scrape_targets_resolve(objs, "VMServiceScrape")
@@ -464,8 +465,15 @@ def test_victoriametrics_overlay_uses_vmservicescrapes(renders: dict[str, list[d
         sm = monitors[proto]
         assert vs["spec"] == sm["spec"], proto
         assert vs["metadata"]["labels"] == sm["metadata"]["labels"], proto
+    # The rules as a VMRule, the same as home's PrometheusRule; no prometheus-operator kind.
+    assert not _of(objs, "PrometheusRule")
+    (vmrule,) = _of(objs, "VMRule")
+    (prom_rule,) = _of(renders["home"], "PrometheusRule")
+    assert vmrule["apiVersion"] == "operator.victoriametrics.com/v1beta1"
+    assert vmrule["spec"] == prom_rule["spec"]
+    assert vmrule["metadata"] == prom_rule["metadata"]
     # Otherwise the same deployment as home.
-    strip = {"ServiceMonitor", "VMServiceScrape"}
+    strip = {"ServiceMonitor", "VMServiceScrape", "PrometheusRule", "VMRule"}
     assert [o for o in objs if o["kind"] not in strip] == [
         o for o in renders["home"] if o["kind"] not in strip
     ]

@@ -11,8 +11,9 @@ Every object is checked by the validator for its kind:
   the CRD models of the npm packages @kubernetes-models/prometheus-operator and
   @kubernetes-models/argo-cd, plus a strict unknown-field check (validate-crds.mjs; needs
   `npm ci` in this directory).
-- VMServiceScrape (operator.victoriametrics.com/v1beta1): k8s/schemas/vmservicescrape.schema.json,
-  a strict schema we maintain ourselves (no registry package carries the operator's schema).
+- VMServiceScrape, VMRule (operator.victoriametrics.com/v1beta1): k8s/schemas/vmservicescrape and
+  vmrule.schema.json, strict schemas we maintain ourselves (no registry package carries the
+  operator's schema).
 
 Exit status 0 when everything passes, 1 otherwise (one line per problem).
 """
@@ -34,13 +35,17 @@ import yaml
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 KUBERNETES_VERSION = "1.33.0"
-VMSERVICESCRAPE_SCHEMA = ROOT / "k8s" / "schemas" / "vmservicescrape.schema.json"
+SCHEMAS = ROOT / "k8s" / "schemas"
 NODE_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("argoproj.io/v1alpha1", "Application"),
 }
-VM_KINDS = {("operator.victoriametrics.com/v1beta1", "VMServiceScrape")}
+# (apiVersion, kind) -> its schema in k8s/schemas
+VM_KINDS = {
+    ("operator.victoriametrics.com/v1beta1", "VMServiceScrape"): "vmservicescrape.schema.json",
+    ("operator.victoriametrics.com/v1beta1", "VMRule"): "vmrule.schema.json",
+}
 
 
 def load_objects(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
@@ -73,14 +78,14 @@ def check_builtin(source: str, obj: dict[str, Any], version: str) -> list[str]:
     return []
 
 
-def vmservicescrape_validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(VMSERVICESCRAPE_SCHEMA.read_text(encoding="utf-8"))
+def schema_validator(name: str) -> jsonschema.protocols.Validator:
+    schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
-def check_vmservicescrape(
+def check_with_schema(
     source: str, obj: dict[str, Any], validator: jsonschema.protocols.Validator
 ) -> list[str]:
     return [
@@ -119,13 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     objects = load_objects(args.files)
     problems: list[str] = []
     node_entries = []
-    vm_validator = vmservicescrape_validator()
+    vm_validators = {key: schema_validator(name) for key, name in VM_KINDS.items()}
     for source, obj in objects:
         key = (obj.get("apiVersion"), obj.get("kind"))
         if key in NODE_KINDS:
             node_entries.append((source, obj))
-        elif key in VM_KINDS:
-            problems += check_vmservicescrape(source, obj, vm_validator)
+        elif key in vm_validators:
+            problems += check_with_schema(source, obj, vm_validators[key])
         else:
             problems += check_builtin(source, obj, args.kubernetes_version)
     node_summary = "skipped"
