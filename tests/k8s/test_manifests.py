@@ -602,3 +602,10 @@ def test_the_validator_rejects_unknown_fields(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump_all([bad, scrape]))
     module = _validator_module()
     assert module.main(["--skip-node", str(path)]) == 1
+    # the VMRule: as generated it passes; a misspelt rule field fails
+    vmrule = yaml.safe_load((K8S / "components" / "vmrule" / "otelpower-vmrule.yaml").read_text())
+    path.write_text(yaml.safe_dump(vmrule))
+    assert module.main(["--skip-node", str(path)]) == 0
+    vmrule["spec"]["groups"][0]["rules"][0]["fro"] = "5m"
+    path.write_text(yaml.safe_dump(vmrule))
+    assert module.main(["--skip-node", str(path)]) == 1
