@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -66,44 +66,35 @@ def require_compose() -> str:
 
 
 class Container:
-    """``docker run -d`` of one container; removed (with its logs kept here) on exit."""
+    """``docker run -d`` of one container (the ``container`` fixture removes it)."""
 
     def __init__(self, image: str, *args: str, options: tuple[str, ...] = ()) -> None:
         self.name = f"otelpower-test-{uuid.uuid4().hex[:8]}"
         run = docker("run", "-d", "--name", self.name, *options, image, *args)
         assert run.returncode == 0, run.stderr
-        self.logs = ""
-
-    def running(self) -> bool:
-        state = docker("inspect", "-f", "{{.State.Running}}", self.name)
-        return state.stdout.strip() == "true"
 
     def stop(self) -> tuple[int, str]:
         """SIGTERM (docker stop), then the exit code and the log."""
         docker("stop", "-t", "20", self.name, timeout=60)
         code = docker("inspect", "-f", "{{.State.ExitCode}}", self.name).stdout.strip()
         logs = docker("logs", self.name)
-        self.logs = logs.stdout + logs.stderr
-        return int(code), self.logs
-
-    def remove(self) -> None:
-        docker("rm", "-f", self.name)
+        return int(code), logs.stdout + logs.stderr
 
 
 @pytest.fixture
-def container() -> Iterator[type[Container]]:
+def container() -> Iterator[Callable[..., Container]]:
+    """Starts containers as ``Container(...)`` does; removes every one at the end."""
     made: list[Container] = []
 
-    class Tracked(Container):
-        def __init__(self, *args, **kw) -> None:
-            super().__init__(*args, **kw)
-            made.append(self)
+    def start(image: str, *args: str, options: tuple[str, ...] = ()) -> Container:
+        made.append(Container(image, *args, options=options))
+        return made[-1]
 
     try:
-        yield Tracked
+        yield start
     finally:
         for c in made:
-            c.remove()
+            docker("rm", "-f", c.name)
 
 
 def http(url: str) -> tuple[int, str]:
