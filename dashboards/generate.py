@@ -74,6 +74,15 @@ def q(
 # --- the protocol preference ---------------------------------------------------------------
 
 
+def merged(selector: str) -> str:
+    """One series per plug (and outlet): its copies merged (``max by`` drops ``job``/``instance``).
+
+    A plug has several copies when /metrics and OTLP feed one backend, and when a shard hands
+    it to another replica (the new replica's series has another ``instance``).
+    """
+    return f"max by ({', '.join(DEVICE)}, outlet) ({selector})"
+
+
 def preferred(quantity: str, *, up: bool = True) -> str:
     """One series per plug (and outlet) for ``tplink_<protocol>_<quantity>``.
 
@@ -85,16 +94,7 @@ def preferred(quantity: str, *, up: bool = True) -> str:
     if up:
         mine = f"({mine} and on(device_id) tplink_{PREF}_up{{{SEL}}} == 1)"
     other = f'{{__name__=~"tplink_{PROTOCOLS}_{quantity}", protocol!="{PREF}", {SEL}}}'
-    return f"max by ({', '.join(DEVICE)}, outlet) (\n  {mine}\n  or on(device_id)\n  {other}\n)"
-
-
-def merged(selector: str) -> str:
-    """One series per plug (and outlet): its copies merged (``max by`` drops ``job``/``instance``).
-
-    A plug has several copies when /metrics and OTLP feed one backend, and when a shard hands
-    it to another replica (the new replica's series has another ``instance``).
-    """
-    return f"max by ({', '.join(DEVICE)}, outlet) ({selector})"
+    return merged(f"\n  {mine}\n  or on(device_id)\n  {other}\n")
 
 
 def preferred_increase(quantity: str, window: str, step: str) -> str:
