@@ -157,8 +157,8 @@ class NativeReader(Reader):
             else:
                 plug.failures = 0
                 plug.info = fetched.info
-                if plug.link is not None:
-                    plug.route = plug.link.route()
+                if plug.route is None and plug.link is not None:
+                    plug.route = plug.link.route()  # once a login and a fetch worked
                 self._publish(plug, DeviceStatus.OK, readings=fetched.readings)
             self.publisher.polled(
                 plug.cfg.device_id,
