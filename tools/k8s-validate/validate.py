@@ -1,6 +1,6 @@
 """Offline validation of rendered Kubernetes manifests (no cluster, no network).
 
-    .venv/bin/python tools/k8s-validate/validate.py build/k8s/*.yaml argocd/app.yaml
+    .venv/bin/python tools/k8s-validate/validate.py build/k8s/*.yaml argocd/*.yaml
 
 Every object is checked by the validator for its kind:
 
