@@ -45,8 +45,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     choices = registry.choices()
-    run = sub.add_parser("run", help="poll the configured plugs and serve/push metrics")
-    run.add_argument("config", type=Path, metavar="CONFIG")
+    run = sub.add_parser("run", help="poll the plugs and serve/push metrics")
+    run.add_argument(
+        "config",
+        type=Path,
+        metavar="CONFIG",
+        nargs="?",
+        help="the YAML config file (config.example.yaml); without one, every plug that"
+        " discovery finds is exported, named by its own name (alias)",
+    )
     # the default is the first registered reader (the registry's order is the product's)
     run.add_argument("--protocol", choices=choices, default=choices[0])
     run.add_argument("--prometheus-port", type=int, metavar="PORT")
@@ -57,6 +64,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
                 dest=_dest(option.flags),
                 metavar=option.metavar,
                 help=option.help,
+                action="append" if option.repeatable else "store",
             )
     run.add_argument(
         "--shard",

@@ -65,7 +65,7 @@ def test_a_missing_reader_library_names_the_extra(
     library: str, argv: list[str], extra: str, tmp_path: Path
 ) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text("house: h\ndevices: []\nmatter: {url: 'ws://127.0.0.1:1/ws'}\n")
+    config.write_text("house: h\nmatter: {url: 'ws://127.0.0.1:1/ws'}\n")
     argv = [str(config) if a == "CONFIG" else a for a in argv]
     result = run_python(
         f"import sys; sys.modules[{library!r}] = None\n"  # as if it were not installed

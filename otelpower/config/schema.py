@@ -21,7 +21,7 @@ from otelpower.config.yamlsource import ConfigError, Path_, YamlDoc, load_yaml
 if TYPE_CHECKING:
     from otelpower.readers.base import ReaderSpec, SectionParser
 
-__all__ = ["Config", "ConfigError", "DeviceConfig", "load_config", "normalize_mac"]
+__all__ = ["UNASSIGNED", "Config", "ConfigError", "DeviceConfig", "load_config", "normalize_mac"]
 
 _MAC_HEX = re.compile(r"^[0-9a-f]{12}$")
 _MAC_SEPARATED = re.compile(r"^[0-9a-f]{2}([:-])([0-9a-f]{2}\1){4}[0-9a-f]{2}$")
@@ -37,12 +37,15 @@ def normalize_mac(value: str) -> str:
     return ":".join(text[i : i + 2] for i in range(0, 12, 2))
 
 
+UNASSIGNED = "unassigned"  # room and shelf of a plug the file does not list
+
+
 @dataclass(frozen=True)
 class DeviceConfig:
     device_id: str
     room: str
     shelf: str
-    device: str
+    device: str  # "" when the file leaves it out: the plug's own name (alias) is used
     #: per-device reader sections, by key, as their ReaderSpec parsed them
     sections: Mapping[str, Any] = field(default_factory=dict)
     #: the protocols that read this plug (``protocols:``); None: every reader run
@@ -56,14 +59,23 @@ class DeviceConfig:
         """The parsed section ``name`` of this device, or None when it has none."""
         return self.sections.get(name)
 
-    def labels(self, house: str) -> dict[str, str]:
+    def name(self, alias: str = "") -> str:
+        """The ``device`` label: the file's name, else the plug's alias, else its MAC."""
+        return self.device or alias.strip() or self.device_id
+
+    def labels(self, house: str, alias: str = "") -> dict[str, str]:
         return {
             "house": house,
             "room": self.room,
             "shelf": self.shelf,
-            "device": self.device,
+            "device": self.name(alias),
             "device_id": self.device_id,
         }
+
+    @classmethod
+    def unlisted(cls, device_id: str) -> DeviceConfig:
+        """A plug found on the network that the file does not list (adopted)."""
+        return cls(device_id, UNASSIGNED, UNASSIGNED, "")
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,8 @@ class Config:
     #: top-level reader sections, by key, as their ReaderSpec parsed them
     sections: Mapping[str, Any] = field(default_factory=dict)
     shard: Shard | None = None  # set by ``otelpower run --shard i/N``
+    #: whether the file has a ``devices:`` list (without one, readers export what they find)
+    devices_listed: bool = True
 
     def section(self, name: str) -> Any:
         """The parsed top-level section ``name`` (its parser's default when absent)."""
@@ -114,6 +128,9 @@ class Config:
     def device(self, device_id: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.device_id == device_id), None)
 
+
+DEFAULT_HOUSE = "home"
+NO_FILE = "(no config file)"
 
 _TOP_KEYS = {"house", "instance_id", "devices", "poll", "prometheus"}
 _DEVICE_KEYS = {"device_id", "room", "shelf", "device", "protocols"}
@@ -168,10 +185,10 @@ def _parse_device(
             r.doc.problem((*path, "device_id"), str(exc))
     room = r.text(m, "room", path, required=True)
     shelf = r.text(m, "shelf", path, required=True)
-    name = r.text(m, "device", path, required=True)
+    name = r.text(m, "device", path) or ""
     sections = {key: parse(r, m[key], (*path, key)) for key, parse in parsers.items() if key in m}
     reads = _parse_protocols(r, m, path, protocols)
-    if device_id is None or room is None or shelf is None or name is None:
+    if device_id is None or room is None or shelf is None:
         return None
     return DeviceConfig(device_id, room, shelf, name, sections, reads)
 
@@ -193,21 +210,24 @@ def parse_config(
     protocols = {spec.protocol: tuple(spec.device_sections) for spec in specs}
     r = Fields(doc, environ)
     if doc.data is None:
-        doc.problem((), "the file is empty; expected at least 'house' and 'devices'")
-        doc.raise_if_problems()
+        doc.data = {}  # an empty file: every default, plugs found by discovery
     top = r.mapping(doc.data, (), _TOP_KEYS | set(top_parsers))
-    if not top and not doc.problems:
-        doc.problem((), "expected a mapping with 'house' and 'devices'")
-    house = r.text(top, "house", (), required=True) or ""
+    house = r.text(top, "house", ()) or DEFAULT_HOUSE
 
     devices: list[DeviceConfig] = []
     raw_devices = top.get("devices")
-    if raw_devices is None:
-        doc.problem(("devices",), "is required (a list of plugs)")
+    if "devices" not in top:
+        pass  # no inventory: the readers export every plug they find
+    elif raw_devices is None or raw_devices == []:
+        doc.problem(
+            ("devices",),
+            "is empty: list your plugs, or leave 'devices' out to export every plug found",
+        )
     elif not isinstance(raw_devices, list):
         doc.problem(("devices",), f"must be a list, got {kind(raw_devices)}")
     else:
         seen: dict[str, int] = {}
+        places: dict[tuple[str, str, str], int] = {}
         for i, raw in enumerate(raw_devices):
             dev = _parse_device(r, raw, ("devices", i), device_parsers, protocols)
             if dev is None:
@@ -219,6 +239,14 @@ def parse_config(
                 )
                 continue
             seen[dev.device_id] = i
+            place = (dev.room, dev.shelf, dev.device)
+            if dev.device and place in places:
+                doc.problem(
+                    ("devices", i, "device"),
+                    f"room {dev.room!r}, shelf {dev.shelf!r}, device {dev.device!r} is already"
+                    f" used by devices[{places[place]}] (their series would be mixed up)",
+                )
+            places.setdefault(place, i)
             devices.append(dev)
 
     poll = r.mapping(
@@ -239,12 +267,15 @@ def parse_config(
         prometheus_host=r.text(prom, "host", ("prometheus",)) or "0.0.0.0",
         prometheus_port=r.integer(prom, "port", ("prometheus",), 9464, 0, 65535) or 0,
         sections={key: parse(r, top.get(key), (key,)) for key, parse in top_parsers.items()},
+        devices_listed="devices" in top,
     )
     doc.raise_if_problems()
     return config
 
 
-def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
-    """Load and validate ``path``; raises ConfigError listing every problem found."""
+def load_config(path: Path | str | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load and validate ``path`` (None: no file, every default); raises ConfigError listing
+    every problem found."""
     env = dict(os.environ if environ is None else environ)
-    return parse_config(load_yaml(Path(path), env), env)
+    doc = YamlDoc(source=NO_FILE, data=None) if path is None else load_yaml(Path(path), env)
+    return parse_config(doc, env)

@@ -40,6 +40,7 @@ class RunOption:
     help: str
     apply: Callable[[Config, Any], Config]
     metavar: str | None = None
+    repeatable: bool = False  # given more than once: ``apply`` gets the list
 
 
 @dataclass(frozen=True)

@@ -208,16 +208,48 @@ def test_syntax_error_has_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", "the file is empty"),
         ("- a\n- b\n", "must be a mapping"),
         ("house: home\ndevices: {a: 1}\n", "devices (line 2): must be a list"),
-        ("house: home\n", "devices: is required"),
+        ("house: home\ndevices: []\n", "devices (line 2): is empty: list your plugs, or leave"),
+        ("house: home\ndevices:\n", "devices (line 2): is empty"),
         ("house: home\ndevices:\n  - device_id: 000000000001\n", "devices[0].room (line 3)"),
         ("house: [1]\ndevices: []\n", "house (line 1): must be a string"),
     ],
 )
 def test_shape_errors(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in errors(tmp_path, text)
+
+
+@pytest.mark.parametrize("text", ["", "house: flat\n", "discovery: {targets: [10.0.0.255]}\n"])
+def test_a_file_without_devices_lists_none(tmp_path: Path, text: str) -> None:
+    """No inventory: the readers export what they find (named by alias, room "unassigned")."""
+    config = load_config(write(tmp_path, text), {})
+    assert config.devices == () and not config.devices_listed
+    assert config.house == ("flat" if "flat" in text else "home")
+
+
+def test_no_file_at_all() -> None:
+    config = load_config(None, {})
+    assert config.devices == () and not config.devices_listed and config.house == "home"
+    assert config.source == "(no config file)"
+
+
+def test_a_device_without_a_name_takes_the_alias(tmp_path: Path) -> None:
+    text = "house: h\ndevices:\n  - {device_id: 000000000001, room: r, shelf: s}\n"
+    (dev,) = load_config(write(tmp_path, text), {}).devices
+    assert dev.device == ""
+    assert dev.labels("h", alias=" Desk lamp ")["device"] == "Desk lamp"
+    assert dev.labels("h")["device"] == "00:00:00:00:00:01"  # no alias known yet
+
+
+def test_two_devices_in_one_place(tmp_path: Path) -> None:
+    text = (
+        "house: h\ndevices:\n"
+        "  - {device_id: 000000000001, room: r, shelf: s, device: tv}\n"
+        "  - {device_id: 000000000002, room: r, shelf: s, device: tv}\n"
+    )
+    message = errors(tmp_path, text)
+    assert "devices[1].device (line 4): room 'r', shelf 's', device 'tv' is already used" in message
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ LINE = re.compile(r"\(line \d+\)")
 
 def test_null_secret_file_counts_as_absent() -> None:
     """Found by the search below: ``password_file:`` (null) crashed with a KeyError."""
-    assert load("house: h\ndevices: []\ncredentials:\n  password_file:\n") is None
+    assert load("house: h\ncredentials:\n  password_file:\n") is None
 
 
 def load(text: str) -> ConfigError | None:

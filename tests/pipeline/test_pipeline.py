@@ -28,7 +28,7 @@ POWER = "tplink_native_power_watts"
 CONTRACT_LABELS = {"house", "room", "shelf", "device", "device_id", "protocol"}
 IDENTITY_LABELS = {"job", "instance"}  # from service.name / service.instance.id
 EXTRA_LABELS = {  # labels some metrics add to the contract set
-    "tplink_native_device_info": {"model", "firmware", "transport"},
+    "tplink_native_device_info": {"model", "firmware", "transport", "alias"},
     "tplink_native_device_status": {"status"},
 }
 # Collector (batch 200 ms, WAL flush 200 ms) and VictoriaMetrics (latency offset 1 s) add

@@ -363,7 +363,7 @@ class MatterReader(Reader):
             dev.device_id,
             dev.labels(self.config.house),
             status,
-            who=dev.device,
+            who=dev.name(),
             info=previous.info if previous else {},
             detail=detail,
             quiet=True,

@@ -5,7 +5,9 @@ client for TPAP: see links.py), polls it on the interval under a per-device dead
 shared concurrency limit, and publishes a snapshot. A failure publishes ``up=0`` at once
 (stale policy), drops the link and retries with capped exponential backoff; a rejected
 login is a standing fault, retried once per ``AUTH_RETRY_S`` (plugs lock themselves after a
-few failed logins). A discovery task follows plugs by MAC when their IP changes.
+few failed logins). A discovery task follows plugs by MAC when their IP changes, and adopts
+plugs the file does not list when it has no list (or ``discovery.adopt``): those are named by
+their alias, in room and shelf "unassigned".
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from otelpower.config import Config, DeviceConfig
+from otelpower.config import UNASSIGNED, Config, DeviceConfig
 from otelpower.core.model import DeviceStatus, Reading, SnapshotStore
 from otelpower.core.publisher import PollRecorder
 from otelpower.readers.base import Reader
@@ -41,6 +43,10 @@ class _Plug:
     info: dict[str, str] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @property
+    def name(self) -> str:
+        return self.cfg.name(self.info.get("alias", ""))
+
 
 class NativeReader(Reader):
     def __init__(
@@ -57,6 +63,8 @@ class NativeReader(Reader):
         self._clients = Clients(creds.username, creds.password, config.poll_timeout)
         self._auth_retry_s = auth_retry_s
         self.discovery = settings.discovery(config)
+        self._adopt = settings.adopts(config) and devices is None
+        self._tasks: asyncio.TaskGroup | None = None
         self._sem = asyncio.Semaphore(config.concurrency)
         self._discovery_wanted = asyncio.Event()
         self._plugs = []
@@ -64,7 +72,8 @@ class NativeReader(Reader):
             target = settings.target(d) or settings.NativeTarget()
             self._plugs.append(_Plug(d, target.host, target.port))
         for plug in self._plugs:
-            self._publish(plug, DeviceStatus.PENDING)
+            if plug.cfg.device:  # unnamed plugs appear with their alias, at their first poll
+                self._publish(plug, DeviceStatus.PENDING)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -72,6 +81,7 @@ class NativeReader(Reader):
         """Poll every plug until cancelled; closes every connection on the way out."""
         try:
             async with asyncio.TaskGroup() as tg:
+                self._tasks = tg
                 for plug in self._plugs:
                     tg.create_task(self._plug_loop(plug), name=f"poll {plug.cfg.device_id}")
                 if self.discovery.enabled:
@@ -128,7 +138,7 @@ class NativeReader(Reader):
                 continue
             log.info(
                 "%s (%s) found at %s (was %s)",
-                plug.cfg.device,
+                plug.name,
                 plug.cfg.device_id,
                 seen.ip,
                 plug.host or "unknown",
@@ -138,6 +148,26 @@ class NativeReader(Reader):
             await self._drop(plug)
             plug.failures = 0
             plug.wake.set()
+        if self._adopt:
+            self._adopt_unlisted(found)
+
+    def _adopt_unlisted(self, found: dict[str, kasa_discovery.FoundPlug]) -> None:
+        known = {p.cfg.device_id for p in self._plugs}
+        for mac, seen in sorted(found.items()):
+            # a plug the file lists for other readers only (protocols:) stays theirs
+            if mac in known or self.config.device(mac) is not None or not self.config.owns(mac):
+                continue
+            plug = _Plug(DeviceConfig.unlisted(mac), seen.ip, None)
+            self._plugs.append(plug)
+            log.info(
+                "%s %s found at %s, not in the config: exported in room/shelf %r",
+                seen.model,
+                mac,
+                seen.ip,
+                UNASSIGNED,
+            )
+            if self._tasks is not None:
+                self._tasks.create_task(self._plug_loop(plug), name=f"poll {mac}")
 
     # -- one poll ---------------------------------------------------------------------------
 
@@ -162,7 +192,7 @@ class NativeReader(Reader):
                 self._publish(plug, DeviceStatus.OK, readings=fetched.readings)
             self.publisher.polled(
                 plug.cfg.device_id,
-                plug.cfg.device,
+                plug.name,
                 loop.time() - started,
                 self.publisher.status(plug.cfg.device_id),
             )
@@ -207,9 +237,9 @@ class NativeReader(Reader):
     ) -> None:
         self.publisher.publish(
             plug.cfg.device_id,
-            plug.cfg.labels(self.config.house),
+            plug.cfg.labels(self.config.house, plug.info.get("alias", "")),
             status,
-            who=f"{plug.cfg.device} ({plug.cfg.device_id}, {plug.host or 'no address'})",
+            who=f"{plug.name} ({plug.cfg.device_id}, {plug.host or 'no address'})",
             info=plug.info,
             readings=readings,
             detail=detail,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ class Discovery:
     enabled: bool = True
     interval: float = 300.0
     targets: tuple[str, ...] = DEFAULT_TARGETS
+    #: export plugs the file does not list; None: only when the file lists none
+    adopt: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,21 @@ def discovery(config: Config) -> Discovery:
     return config.section("discovery") or Discovery()
 
 
+def adopts(config: Config) -> bool:
+    """Whether plugs that discovery finds and the file does not list are exported."""
+    found = discovery(config)
+    adopt = not config.devices_listed if found.adopt is None else found.adopt
+    return found.enabled and adopt
+
+
+def with_targets(config: Config, targets: list[str]) -> Config:
+    """``run --target ADDR``: probe these addresses instead of the file's targets."""
+    for t in targets:
+        if not t.strip():
+            raise ValueError("an empty address")
+    return config.with_section("discovery", replace(discovery(config), targets=tuple(targets)))
+
+
 def credentials(config: Config) -> CredentialsConfig:
     return config.section("credentials") or CredentialsConfig()
 
@@ -63,7 +80,7 @@ def parse_target(r: Fields, raw: Any, path: Path_) -> NativeTarget:
 
 
 def parse_discovery(r: Fields, raw: Any, path: Path_) -> Discovery:
-    m = r.mapping(raw, path, {"enabled", "interval", "targets"})
+    m = r.mapping(raw, path, {"enabled", "interval", "targets", "adopt"})
     targets = DEFAULT_TARGETS
     if "targets" in m:
         raw_targets = m["targets"]
@@ -75,6 +92,7 @@ def parse_discovery(r: Fields, raw: Any, path: Path_) -> Discovery:
         enabled=r.flag(m, "enabled", path, True),
         interval=r.number(m, "interval", path, 300.0, 1, 86400),
         targets=targets,
+        adopt=r.flag(m, "adopt", path, False) if "adopt" in m else None,
     )
 
 

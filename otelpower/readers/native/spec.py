@@ -6,7 +6,7 @@ from otelpower.config.schema import Config
 from otelpower.core import quantities as q
 from otelpower.core.model import DeviceStatus, SnapshotStore
 from otelpower.core.publisher import PollRecorder
-from otelpower.readers.base import Reader, ReaderSpec
+from otelpower.readers.base import Reader, ReaderSpec, RunOption
 from otelpower.readers.native import commands, settings
 
 AUTH_RETRY_S = 1800.0  # a rejected login is retried once per 30 minutes, never in a loop
@@ -35,10 +35,31 @@ def _create(config: Config, store: SnapshotStore, recorder: PollRecorder) -> Rea
     return NativeReader(config, store, recorder=recorder)
 
 
+def _precondition(config: Config) -> str | None:
+    if not any(d.reads("native") for d in config.devices) and not settings.adopts(config):
+        return (
+            "has nothing to read: no device is read natively and discovery does not adopt"
+            " plugs (set discovery.enabled and discovery.adopt, or list devices)"
+        )
+    return None
+
+
+TARGET = RunOption(
+    ("--target",),
+    "address to probe for plugs: broadcast or unicast (repeatable; default: the config's"
+    " discovery.targets, else 255.255.255.255)",
+    settings.with_targets,
+    metavar="ADDR",
+    repeatable=True,
+)
+
+
 def _summary(config: Config) -> str:
     native = [d for d in config.devices if d.reads("native")]
     hosts = sum(1 for d in native if (t := settings.target(d)) and t.host)
     text = f"{hosts} with a native host, {len(native) - hosts} by discovery"
+    if settings.adopts(config):
+        text += ", and every other plug discovery finds"
     skipped = len(config.devices) - len(native)
     return f"{text}, {skipped} not read natively" if skipped else text
 
@@ -66,6 +87,8 @@ SPEC = ReaderSpec(
     device_sections={"native": settings.parse_target},
     remedies=REMEDIES,
     commands=(commands.DISCOVER, commands.READ),
+    run_options=(TARGET,),
+    precondition=_precondition,
     summary=_summary,
     requires=("kasa", "tapo"),
     extra="native",

@@ -7,6 +7,8 @@ The client never asks for ``get_emeter_data``, so TPAP plugs report no voltage o
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,9 +33,24 @@ def is_strip(model: str) -> bool:
 
 
 def device_info(info: Mapping[str, Any]) -> dict[str, str]:
-    """model ("P110"), firmware ("1.4.6", the build dropped as python-kasa does), transport."""
+    """model ("P110"), firmware ("1.4.6", the build dropped as python-kasa does), transport,
+    alias (the name from the Tapo app)."""
     firmware = str(info.get("fw_ver") or "").split(" ", 1)[0]
-    return {"model": str(info.get("model") or ""), "firmware": firmware, "transport": TRANSPORT}
+    return {
+        "model": str(info.get("model") or ""),
+        "firmware": firmware,
+        "transport": TRANSPORT,
+        "alias": nickname(info.get("nickname")),
+    }
+
+
+def nickname(value: Any) -> str:
+    """The app's name for the plug: SMART devices send it base64-encoded."""
+    text = str(value or "")
+    try:
+        return base64.b64decode(text, validate=True).decode("utf-8").strip()
+    except (binascii.Error, UnicodeDecodeError):
+        return text.strip()
 
 
 def device_mac(info: Mapping[str, Any]) -> str | None:

@@ -143,6 +143,7 @@ def device_info(dev: Device) -> dict[str, str]:
         "model": str(_safe(lambda: dev.model) or ""),
         "firmware": str(firmware),
         "transport": transport_name(dev.config),
+        "alias": str(_safe(lambda: dev.alias) or "").strip(),
     }
 
 

@@ -54,10 +54,11 @@ async def test_tpap_plug_and_strip_end_to_end_to_metrics(simulator) -> None:
     for absent in ("voltage_volts", "current_amperes"):  # the client cannot ask for them
         assert not find(s, f"tplink_native_{absent}", device_id=plug.mac)
     (info,) = find(s, "tplink_native_device_info", device_id=plug.mac)
-    assert {k: v for k, v in info if k in ("transport", "model", "firmware")} == {
+    assert {k: v for k, v in info if k in ("transport", "model", "firmware", "alias")} == {
         "transport": "TPAP",
         "model": "P110",
         "firmware": "1.4.6",
+        "alias": plug.alias,  # the app's name, base64 on the wire
     }
     outlets = {
         dict(k)["outlet"]: v
