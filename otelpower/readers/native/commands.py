@@ -57,7 +57,10 @@ def _print_reading(result: dict[str, Any]) -> None:
     def fmt(value: Any) -> str:
         return "-" if value is None else str(value)
 
-    print(f"{result['model']} {result['mac']} ({result['transport']}, fw {result['firmware']})")
+    name = f"{result['alias']!r}: " if result.get("alias") else ""
+    print(
+        f"{name}{result['model']} {result['mac']} ({result['transport']}, fw {result['firmware']})"
+    )
     rows = [("", result), *((f"outlet {i}", o) for i, o in enumerate(result.get("outlets", []), 1))]
     for name, r in rows:
         print(
@@ -85,15 +88,25 @@ def _discover(args: argparse.Namespace) -> int:
     rows = asyncio.run(
         discover_plugs(args.target or ["255.255.255.255"], args.wait, _clients(10.0))
     )
+    if not rows:
+        if args.json:
+            print("[]")
+        print("no plugs answered (check that this host is on the plugs' LAN)", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    if not rows:
-        print("no plugs answered (check that this host is on the plugs' LAN)", file=sys.stderr)
-        return 0
-    header = ("MAC", "IP", "MODEL", "FIRMWARE", "TRANSPORT", "ENERGY")
+    header = ("MAC", "IP", "NAME", "MODEL", "FIRMWARE", "TRANSPORT", "ENERGY")
     table = [header] + [
-        (r["mac"], r["ip"], r["model"], r["firmware"] or "?", r["transport"], r["energy"])
+        (
+            r["mac"],
+            r["ip"],
+            r["alias"] or "?",
+            r["model"],
+            r["firmware"] or "?",
+            r["transport"],
+            r["energy"],
+        )
         for r in rows
     ]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from otelpower.core.model import Reading
@@ -45,6 +46,7 @@ def summarize(fetched: Fetched) -> dict[str, Any]:
     result: dict[str, Any] = {
         **_reading_json(None if outlets else main),
         "model": info["model"] or None,
+        "alias": info.get("alias") or None,
         "mac": fetched.mac,
         "firmware": info["firmware"] or None,
         "transport": info["transport"],
@@ -81,6 +83,7 @@ async def _details(plug: kasa_discovery.FoundPlug, clients: Clients) -> dict[str
         "mac": plug.mac,
         "ip": plug.ip,
         "model": plug.model,
+        "alias": None,
         "firmware": None,
         "transport": plug.transport if plug.supported else f"{plug.transport} (unsupported)",
         "energy": "?",
@@ -94,6 +97,7 @@ async def _details(plug: kasa_discovery.FoundPlug, clients: Clients) -> dict[str
         has_energy = any(POWER.key in r.values for r in fetched.readings)
         row.update(
             model=info["model"] or plug.model,
+            alias=info.get("alias") or None,
             firmware=info["firmware"] or None,
             transport=info["transport"],
             energy="yes" if has_energy else "no",
@@ -114,9 +118,12 @@ async def discover_plugs(
 
 
 def yaml_snippet(rows: list[dict[str, Any]]) -> str:
+    """``devices:`` entries; ``device`` is the plug's alias where it told us (JSON quoting is
+    valid YAML, whatever the alias holds)."""
     lines = []
     for r in rows:
-        name = f"{r['model'].split('(')[0].lower() or 'plug'}-{r['mac'][-5:].replace(':', '')}"
+        fallback = f"{r['model'].split('(')[0].lower() or 'plug'}-{r['mac'][-5:].replace(':', '')}"
+        name = json.dumps(r.get("alias") or fallback, ensure_ascii=False)
         lines += [
             f'  - device_id: "{r["mac"]}"',
             "    room: CHANGE-ME",

@@ -314,6 +314,8 @@ async def test_discover_command(simulator) -> None:
     assert strip["transport"] == "XOR" and strip["energy"] == "yes"
     assert (new["transport"], new["energy"], new["model"]) == ("TPAP", "yes", "P110")
     assert cloud["transport"] == "TPAP (unsupported)"
+    assert (klap["alias"], strip["alias"], new["alias"]) == tuple(p.alias for p in plugs[:3])
     text = await discover()
+    assert f'device: "{plugs[0].alias}"' in text  # the snippet names plugs by their alias
     assert "MAC" in text and "TRANSPORT" in text and f'device_id: "{plugs[0].mac}"' in text
     assert f"native: {{host: {plugs[0].host}}}" in text
