@@ -137,10 +137,13 @@ async def run(config: Config, protocol: str, port: int | None = None) -> None:
     async with runtime:
         assert runtime.telemetry is not None
         log.info(
-            "otelpower: %d device(s)%s, protocol %s, OTLP %s",
+            "otelpower: %d device(s) in %s%s%s, protocol %s, /metrics %s, OTLP %s",
             len(config.owned_devices()),
+            config.source,
             f" (shard {config.shard} of {len(config.devices)})" if config.shard else "",
+            "" if config.devices_listed else ", and every plug discovery finds",
             protocol,
+            "on" if runtime.prometheus_port is not None else "off",
             "on" if runtime.telemetry.otlp_enabled else "off (set OTEL_EXPORTER_OTLP_ENDPOINT)",
         )
         await runtime.wait(stop)

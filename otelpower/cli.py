@@ -10,12 +10,14 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from otelpower import __version__, eventloop
+from otelpower import __version__, cliargs, eventloop
 from otelpower.config import ConfigError, load_config
 from otelpower.config.sharding import parse_shard
+from otelpower.export import otelenv
 from otelpower.export.pullserver import PullServerError
 from otelpower.readers import registry
 from otelpower.readers.base import Command, ReaderSpec
@@ -41,7 +43,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
         + "; ".join(f"{s.name}: {s.description}" for s in registry.specs()),
     )
     p.add_argument("--version", action="version", version=f"otelpower {__version__}")
-    p.add_argument("--log-level", default=os.environ.get("OTELPOWER_LOG_LEVEL", "INFO"))
+    p.add_argument(
+        "--log-level",
+        type=cliargs.log_level,
+        default=os.environ.get("OTELPOWER_LOG_LEVEL", "INFO"),
+        metavar="LEVEL",
+        help=f"{', '.join(cliargs.LOG_LEVELS)} (default INFO; env OTELPOWER_LOG_LEVEL)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     choices = registry.choices()
@@ -56,7 +64,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
     )
     # the default is the first registered reader (the registry's order is the product's)
     run.add_argument("--protocol", choices=choices, default=choices[0])
-    run.add_argument("--prometheus-port", type=int, metavar="PORT")
+    run.add_argument(
+        "--prometheus-port",
+        type=cliargs.port,
+        metavar="PORT",
+        help="serve /metrics on this port (default: the config's prometheus.port, 9464)",
+    )
     for spec in registry.specs():
         for option in spec.run_options:
             run.add_argument(
@@ -88,15 +101,30 @@ def _dest(flags: tuple[str, ...]) -> str:
     return "option_" + flags[0].lstrip("-").replace("-", "_")
 
 
+def _log_level_problem(environ: Mapping[str, str]) -> str | None:
+    level = environ.get("OTELPOWER_LOG_LEVEL")
+    if level is None or level.strip().upper() in cliargs.LOG_LEVELS:
+        return None
+    return f"OTELPOWER_LOG_LEVEL={level!r}: expected one of {', '.join(cliargs.LOG_LEVELS)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, commands = _parser()
+    argv = cliargs.join_relative_times(sys.argv[1:] if argv is None else argv, {"--start", "--end"})
+    if problem := _log_level_problem(os.environ):
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     args = parser.parse_args(argv)
+    if args.command in ("run", "check") and (problems := otelenv.problems(os.environ)):
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     logging.basicConfig(
-        level=args.log_level.upper(),
+        level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if args.log_level.upper() != "DEBUG":
+    if args.log_level != "DEBUG":
         for spec in registry.specs():
             for name in spec.quiet_loggers:
                 logging.getLogger(name).setLevel(logging.ERROR)

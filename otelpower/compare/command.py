@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from otelpower.cliargs import positive_float
 from otelpower.compare.collect import collect
 from otelpower.compare.query import MAX_POINTS, PromClient, QueryError, parse_duration, parse_time
 from otelpower.compare.report import Analysis, analyse, render, summary
@@ -127,7 +128,13 @@ def _arguments(cmp: argparse.ArgumentParser) -> None:
         "--device", action="append", default=[], metavar="DEVICE_ID", help="only this MAC"
     )
     cmp.add_argument("--out", type=Path, default=Path("compare-report"), metavar="DIR")
-    cmp.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    cmp.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="per query (default 30)",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -120,6 +120,8 @@ def load_yaml(path: Path, environ: dict[str, str] | None = None) -> YamlDoc:
         raise ConfigError(source, [f"cannot read file: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(source, [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    except ValueError as exc:  # a path no file can have (a NUL byte)
+        raise ConfigError(repr(source), [f"cannot read file: {exc}"]) from None
     doc = YamlDoc(source=source, data=None)
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))

@@ -16,6 +16,7 @@ from socketserver import ThreadingMixIn
 from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from otelpower import __version__
 from otelpower.export.exposition import CONTENT_TYPE, Rendering
 
 #: liveness fails when the event loop has not ticked for this long
@@ -62,15 +63,36 @@ class _Quiet(WSGIRequestHandler):
         return None
 
 
+#: ``/``: what a person opening the endpoint in a browser sees (the exporter guidelines' page)
+LANDING_PAGE = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>otelpower</title></head>
+<body><h1>otelpower {__version__}</h1>
+<p>Smart-plug power readings as OpenTelemetry metrics.</p>
+<ul><li><a href="metrics">/metrics</a>: the readings, in the Prometheus text format</li>
+<li><a href="healthz">/healthz</a>: liveness</li>
+<li><a href="readyz">/readyz</a>: readiness</li></ul>
+</body></html>
+""".encode()
+
+
 def _app(source: Source, health: Health) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
+        if path == "/":
+            start_response(
+                "200 OK",
+                [
+                    ("Content-Type", "text/html; charset=utf-8"),
+                    ("Content-Length", str(len(LANDING_PAGE))),
+                ],
+            )
+            return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [LANDING_PAGE]
         if path in ("/healthz", "/readyz"):
             ok, text = health.live() if path == "/healthz" else health.readiness()
             status = "200 OK" if ok else "503 Service Unavailable"
             start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
             return [text.encode() + b"\n"]
-        if path not in ("/", "/metrics"):
+        if path != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"not found: try /metrics\n"]
         rendering = source.current()

@@ -9,16 +9,19 @@ from opentelemetry.sdk.metrics.export import MetricExporter
 from otelpower.export.stale import StaleMarkingExporter, flag_markers
 
 
-def otlp_exporter(environ: Mapping[str, str]) -> StaleMarkingExporter | None:
-    """The OTLP metric exporter the standard env vars ask for, or None when unset.
+def otlp_exporter(
+    environ: Mapping[str, str], wanted: bool | None = None
+) -> StaleMarkingExporter | None:
+    """The OTLP metric exporter the standard env vars ask for, or None.
 
-    Vanished series get stale markers (see otelpower.export.stale) unless
-    ``OTELPOWER_STALE_MARKERS=false``.
+    ``wanted`` (from OTEL_METRICS_EXPORTER): None exports when an endpoint is set, True always
+    (the SDK's default endpoint when none is set), False never. Vanished series get stale
+    markers (see otelpower.export.stale) unless ``OTELPOWER_STALE_MARKERS=false``.
     """
     endpoint = environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or environ.get(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
-    if not endpoint:
+    if wanted is False or (wanted is None and not endpoint):
         return None
     protocol = (
         environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")

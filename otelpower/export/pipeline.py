@@ -21,6 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from otelpower import __version__
 from otelpower.core.model import SnapshotStore
+from otelpower.export import otelenv
 from otelpower.export.exposition import CachedExposition
 from otelpower.export.httpserver import Health
 from otelpower.export.otlp import otlp_exporter
@@ -33,10 +34,14 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "otelpower"
 
 
-def make_resource(*, house: str, protocol: str, instance_id: str) -> Resource:
+def make_resource(
+    *, house: str, protocol: str, instance_id: str, environ: Mapping[str, str] | None = None
+) -> Resource:
+    """Our attributes over OTEL_RESOURCE_ATTRIBUTES; OTEL_SERVICE_NAME names the service."""
+    env = os.environ if environ is None else environ
     return Resource.create(
         {
-            "service.name": SERVICE_NAME,
+            "service.name": otelenv.service_name(env, SERVICE_NAME),
             "service.version": __version__,
             "service.instance.id": instance_id,
             "house": house,
@@ -79,11 +84,15 @@ def start_telemetry(
     export_interval_s: float,
     environ: Mapping[str, str] | None = None,
 ) -> Telemetry:
-    """Build the provider; ``prometheus_host=None`` disables the pull endpoint."""
+    """Build the provider; ``prometheus_host=None`` disables the pull endpoint, and so does
+    OTEL_METRICS_EXPORTER without ``prometheus`` (or OTEL_SDK_DISABLED=true)."""
     env = os.environ if environ is None else environ
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)
-    exporter = otlp_exporter(env)
+    wanted = otelenv.metrics_exporters(env)
+    if wanted is not None and "prometheus" not in wanted:
+        prometheus_host = None
+    exporter = otlp_exporter(env, None if wanted is None else "otlp" in wanted)
     interval_ms = float(env.get("OTEL_METRIC_EXPORT_INTERVAL", export_interval_s * 1000))
     # one reader, so one copy of every series (see otelpower.export.shared_reader)
     shared: SharedReader | None = None

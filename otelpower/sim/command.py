@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from otelpower import eventloop
+from otelpower.cliargs import positive_int
 from otelpower.readers.base import Command
 
 EXIT_USAGE = 2
@@ -19,7 +20,13 @@ EXIT_USAGE = 2
 
 def _arguments(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("--profile", action="append", type=Path, default=[], metavar="FILE")
-    sim.add_argument("--count", type=int, default=None, metavar="N")
+    sim.add_argument(
+        "--count",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="how many plugs (default: one per built-in profile)",
+    )
     sim.add_argument("--static", action="store_true", help="serve the profile's own readings")
     sim.add_argument("--config-out", type=Path, metavar="PATH")
     sim.add_argument(

@@ -90,3 +90,10 @@ def test_store_tells_listeners_when_series_appear_or_vanish() -> None:
     store.remove("a")
     store.remove("a")  # nothing to remove: silent
     assert heard == [True, False, True, True]
+
+
+def test_the_root_is_a_landing_page(endpoint) -> None:
+    _, _, url = endpoint
+    _, body, headers = get(url + "/")
+    assert headers["Content-Type"].startswith("text/html")
+    assert b'<a href="metrics">' in body and b"otelpower" in body

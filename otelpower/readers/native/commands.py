@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any
 
+from otelpower.cliargs import host_and_port, positive_float
 from otelpower.readers.base import Command
 
 EXIT_FAILED = 1
@@ -21,17 +22,21 @@ def _clients(timeout: float) -> Any:  # links.Clients
     return Clients(user, password, timeout)
 
 
-def split_host(text: str) -> tuple[str, int | None]:
-    host, sep, port = text.rpartition(":")
-    if sep and port.isdigit() and host and not host.endswith(":"):
-        return host.strip("[]"), int(port)
-    return text, None
-
-
 def _read_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("host", metavar="HOST[:PORT]")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument(
+        "host",
+        metavar="HOST[:PORT]",
+        type=host_and_port,
+        help="the plug's address; the port only when it is not the protocol's default",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead")
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up after this long (default 10)",
+    )
 
 
 def _read(args: argparse.Namespace) -> int:
@@ -39,12 +44,13 @@ def _read(args: argparse.Namespace) -> int:
     from otelpower.readers.native.oneshot import read_plug
     from otelpower.readers.native.spec import REMEDIES
 
-    host, port = split_host(args.host)
+    host, port = args.host
+    where = f"{host}:{port}" if port else host
     try:
         result = asyncio.run(read_plug(host, port, _clients(args.timeout), args.timeout))
     except Exception as exc:
         status, detail = classify(exc, args.timeout)
-        print(f"error: {args.host}: {status}: {detail}; {REMEDIES[status]}", file=sys.stderr)
+        print(f"error: {where}: {status}: {detail}; {REMEDIES[status]}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
         print(json.dumps(result, indent=2))
@@ -79,7 +85,13 @@ def _discover_arguments(p: argparse.ArgumentParser) -> None:
         metavar="ADDR",
         help="broadcast or unicast address to probe (repeatable; default 255.255.255.255)",
     )
-    p.add_argument("--wait", type=float, default=3.0, metavar="SECONDS")
+    p.add_argument(
+        "--wait",
+        type=positive_float,
+        default=3.0,
+        metavar="SECONDS",
+        help="how long to listen for answers (default 3)",
+    )
 
 
 def _discover(args: argparse.Namespace) -> int:
