@@ -27,6 +27,21 @@ log = logging.getLogger("otelpower")
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
 
+EPILOG = """\
+environment: KASA_USERNAME, KASA_PASSWORD (plug account), OTELPOWER_LOG_LEVEL,
+  OTELPOWER_SHARD, OTELPOWER_STALE_MARKERS, OTELPOWER_EVENT_LOOP, and the OTel SDK's
+  OTEL_EXPORTER_OTLP_ENDPOINT/_PROTOCOL/_TIMEOUT, OTEL_METRIC_EXPORT_INTERVAL,
+  OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_METRICS_EXPORTER, OTEL_SDK_DISABLED
+exit codes: 0 ok, 1 ran and failed, 2 bad argument/config/variable, 130 interrupted
+"""
+RUN_EPILOG = """\
+examples:
+  otelpower run                            every plug discovery finds, named by its alias
+  otelpower run --target 192.168.20.255    the same, on another subnet
+  otelpower run my-home.yaml               the plugs in the file, in their rooms
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://otelcol:4317 otelpower run my-home.yaml   + OTLP push
+"""
+
 
 def _tools() -> tuple[Command, ...]:
     from otelpower.compare.command import COMMAND as compare
@@ -40,7 +55,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
         prog="otelpower",
         description="Smart-plug power readings as OpenTelemetry metrics.",
         epilog="readers (run --protocol): "
-        + "; ".join(f"{s.name}: {s.description}" for s in registry.specs()),
+        + "; ".join(f"{s.name}: {s.description}" for s in registry.specs())
+        + "\n"
+        + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"otelpower {__version__}")
     p.add_argument(
@@ -53,7 +71,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     choices = registry.choices()
-    run = sub.add_parser("run", help="poll the plugs and serve/push metrics")
+    run = sub.add_parser(
+        "run",
+        help="poll the plugs and serve/push metrics",
+        description="Poll the plugs; serve /metrics, and push OTLP when an endpoint is set.",
+        epilog=RUN_EPILOG + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument(
         "config",
         type=Path,
@@ -63,7 +87,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
         " discovery finds is exported, named by its own name (alias)",
     )
     # the default is the first registered reader (the registry's order is the product's)
-    run.add_argument("--protocol", choices=choices, default=choices[0])
+    run.add_argument(
+        "--protocol",
+        choices=choices,
+        default=choices[0],
+        help=f"which reader(s) to run (default {choices[0]})",
+    )
     run.add_argument(
         "--prometheus-port",
         type=cliargs.port,
@@ -86,8 +115,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
         help="read only the device_ids that hash to i of N replicas (env OTELPOWER_SHARD)",
     )
 
-    check = sub.add_parser("check", help="validate a config file without running")
-    check.add_argument("config", type=Path, metavar="CONFIG")
+    check = sub.add_parser(
+        "check",
+        help="validate a config file without running",
+        epilog="example: otelpower check my-home.yaml\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("config", type=Path, metavar="CONFIG", help="the YAML config file")
 
     commands: dict[str, tuple[Command, ReaderSpec | None]] = {}
     offered = [(c, s) for s in registry.specs() for c in s.commands]
