@@ -77,7 +77,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint collector victoria-metrics prometheus collector-validate k8s-check image-install-check images \
+test: lint collector victoria-metrics prometheus curl collector-validate k8s-check image-install-check images \
   deploy-check dashboards-check
 	$(BIN)/pytest -q
 

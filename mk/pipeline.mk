@@ -29,7 +29,7 @@ COLLECTOR := build/otelcol-otelpower
 VICTORIA_METRICS ?= /usr/bin/victoria-metrics
 PROMETHEUS ?= /usr/bin/prometheus
 
-.PHONY: collector victoria-metrics prometheus collector-validate stack stack-down
+.PHONY: collector victoria-metrics prometheus curl collector-validate stack stack-down
 
 $(OCB_STAMP):
 	@command -v $(GO) >/dev/null || { echo "error: Go not found (the collector build needs go >= 1.24)"; exit 1; }
@@ -74,6 +74,10 @@ victoria-metrics:
 
 prometheus:
 	$(call debian-binary,prometheus,$(PROMETHEUS))
+
+# the client the endpoint's TLS and basic auth are tested with
+curl:
+	$(call debian-binary,curl,/usr/bin/curl)
 
 collector-validate: $(COLLECTOR)
 	$(COLLECTOR) validate --config $(COLLECTOR_CONFIG)

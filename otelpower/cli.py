@@ -17,7 +17,7 @@ from pathlib import Path
 from otelpower import __version__, cliargs, eventloop
 from otelpower.config import ConfigError, load_config
 from otelpower.config.sharding import parse_shard
-from otelpower.export import otelenv
+from otelpower.export import otelenv, webconfig
 from otelpower.export.pullserver import PullServerError
 from otelpower.readers import registry
 from otelpower.readers.base import Command, ReaderSpec
@@ -109,6 +109,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
                 action="append" if option.repeatable else "store",
             )
     run.add_argument(
+        "--web-config",
+        type=Path,
+        metavar="FILE",
+        help="TLS and basic auth for /metrics: a web config file in the Prometheus"
+        " exporter-toolkit format (as node_exporter's --web.config.file)",
+    )
+    run.add_argument(
         "--shard",
         metavar="i/N",
         default=os.environ.get("OTELPOWER_SHARD"),
@@ -194,6 +201,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 except ValueError as exc:
                     print(f"error: {option.flags[0]}: {exc}", file=sys.stderr)
                     return EXIT_CONFIG
+    if args.web_config is not None:
+        config = replace(config, prometheus_web_config=str(args.web_config))
+    if config.prometheus_web_config:
+        webconfig.load(config.prometheus_web_config)  # ConfigError: reported, exit 2
     if args.shard:
         try:
             config = replace(config, shard=parse_shard(args.shard))
@@ -217,6 +228,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if config.prometheus_web_config:
+        webconfig.load(config.prometheus_web_config)
     parts = [s for spec in registry.specs() if (s := spec.summary(config))]
     print(
         f"{config.source}: OK: house {config.house!r}, {len(config.devices)} device(s)"

@@ -90,6 +90,8 @@ class Config:
     backoff_max: float = 300.0
     prometheus_host: str = "0.0.0.0"
     prometheus_port: int = 9464
+    #: TLS and basic auth of the endpoint: a web config file (exporter-toolkit format)
+    prometheus_web_config: str | None = None
     #: top-level reader sections, by key, as their ReaderSpec parsed them
     sections: Mapping[str, Any] = field(default_factory=dict)
     shard: Shard | None = None  # set by ``otelpower run --shard i/N``
@@ -252,7 +254,10 @@ def parse_config(
     poll = r.mapping(
         top.get("poll"), ("poll",), {"interval", "timeout", "concurrency", "backoff_max"}
     )
-    prom = r.mapping(top.get("prometheus"), ("prometheus",), {"host", "port"})
+    prom = r.mapping(top.get("prometheus"), ("prometheus",), {"host", "port", "web_config"})
+    web_config = r.text(prom, "web_config", ("prometheus",))
+    if web_config and not Path(web_config).is_absolute() and doc.source != NO_FILE:
+        web_config = str(Path(doc.source).parent / web_config)  # next to the config file
     interval = r.number(poll, "interval", ("poll",), 15.0, 0.1, 86400)
     timeout = r.number(poll, "timeout", ("poll",), min(10.0, interval), 0.1, 3600)
     config = Config(
@@ -266,6 +271,7 @@ def parse_config(
         backoff_max=r.number(poll, "backoff_max", ("poll",), 300.0, 1, 86400),
         prometheus_host=r.text(prom, "host", ("prometheus",)) or "0.0.0.0",
         prometheus_port=r.integer(prom, "port", ("prometheus",), 9464, 0, 65535) or 0,
+        prometheus_web_config=web_config,
         sections={key: parse(r, top.get(key), (key,)) for key, parse in top_parsers.items()},
         devices_listed="devices" in top,
     )

@@ -7,7 +7,11 @@ otelpower.export.exposition), so they never wait on the event loop, on a plug, o
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,9 +22,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from otelpower import __version__
 from otelpower.export.exposition import CONTENT_TYPE, Rendering
+from otelpower.export.webconfig import Users, WebConfig
 
 #: liveness fails when the event loop has not ticked for this long
 STALL_S = 30.0
+#: a TLS client that has not finished its handshake by then is dropped
+HANDSHAKE_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -75,9 +82,36 @@ LANDING_PAGE = f"""<!DOCTYPE html>
 """.encode()
 
 
-def _app(source: Source, health: Health) -> Callable[..., Iterable[bytes]]:
+def _authorized(users: Users | None, header: str) -> bool:
+    if users is None:
+        return True
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return bool(sep) and users.check(user, password)
+
+
+def _app(
+    source: Source, health: Health, users: Users | None = None
+) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
+        # probes stay open (they tell nothing about the house); everything else needs a user
+        if path not in ("/healthz", "/readyz") and not _authorized(
+            users, environ.get("HTTP_AUTHORIZATION", "")
+        ):
+            start_response(
+                "401 Unauthorized",
+                [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("WWW-Authenticate", 'Basic realm="otelpower"'),
+                ],
+            )
+            return [b"unauthorized\n"]
         if path == "/":
             start_response(
                 "200 OK",
@@ -115,13 +149,41 @@ def _app(source: Source, health: Health) -> Callable[..., Iterable[bytes]]:
     return app
 
 
-def serve(host: str, port: int, source: Source, health: Health) -> WSGIServer:
-    """Bind ``host:port`` (IPv4 or IPv6; port 0 = a free one) and serve in a daemon thread."""
-    server_class = _Server
+class _TlsServer(_Server):
+    """TLS per connection, in the connection's own thread (a slow handshake holds no one)."""
+
+    tls: ssl.SSLContext
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(HANDSHAKE_TIMEOUT_S)
+        try:
+            conn = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # plain HTTP, a wrong or missing client certificate: the client sees it
+        conn.settimeout(None)
+        super().finish_request(conn, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_RDWR)
+        request.close()
+
+
+def serve(
+    host: str, port: int, source: Source, health: Health, web: WebConfig | None = None
+) -> WSGIServer:
+    """Bind ``host:port`` (IPv4 or IPv6; port 0 = a free one) and serve in a daemon thread;
+    ``web`` adds TLS and basic auth."""
+    base = _TlsServer if web is not None and web.tls is not None else _Server
+    attrs: dict[str, Any] = {}
     if ":" in host:
-        server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
+        attrs["address_family"] = socket.AF_INET6
+    if web is not None and web.tls is not None:
+        attrs["tls"] = web.tls.context()
+    server_class = type("_BoundServer", (base,), attrs) if attrs else base
+    users = web.users if web is not None else None
     server = make_server(
-        host, port, _app(source, health), server_class=server_class, handler_class=_Quiet
+        host, port, _app(source, health, users), server_class=server_class, handler_class=_Quiet
     )
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

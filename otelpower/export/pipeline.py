@@ -21,7 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from otelpower import __version__
 from otelpower.core.model import SnapshotStore
-from otelpower.export import otelenv
+from otelpower.export import otelenv, webconfig
 from otelpower.export.exposition import CachedExposition
 from otelpower.export.httpserver import Health
 from otelpower.export.otlp import otlp_exporter
@@ -83,6 +83,7 @@ def start_telemetry(
     prometheus_port: int,
     export_interval_s: float,
     environ: Mapping[str, str] | None = None,
+    web_config: str | None = None,
 ) -> Telemetry:
     """Build the provider; ``prometheus_host=None`` disables the pull endpoint, and so does
     OTEL_METRICS_EXPORTER without ``prometheus`` (or OTEL_SDK_DISABLED=true)."""
@@ -110,7 +111,7 @@ def start_telemetry(
     provider = MeterProvider(resource=resource, metric_readers=[] if reader is None else [reader])
     telemetry = Telemetry(provider, registry, otlp_enabled=exporter is not None, exporter=exporter)
     if prometheus_host is not None:
-        server = PullServer(prometheus_host, prometheus_port, telemetry.health)
+        server = PullServer(prometheus_host, prometheus_port, telemetry.health, web_config)
         telemetry.prometheus_port = server.start()  # PullServerError when the port is taken
         telemetry._server = server
         exposition = CachedExposition(registry, max_age_s=max(1.0, min(export_interval_s, 10.0)))
@@ -121,5 +122,6 @@ def start_telemetry(
         if shared is not None:
             shared.refresh = exposition.render
             shared.start()
-        log.info("Prometheus metrics on http://%s:%d/metrics", prometheus_host, server.port)
+        scheme = "https" if web_config and webconfig.load(web_config).tls else "http"
+        log.info("Prometheus metrics on %s://%s:%d/metrics", scheme, prometheus_host, server.port)
     return telemetry

@@ -20,6 +20,8 @@ import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
+from otelpower.config.yamlsource import ConfigError
+from otelpower.export import webconfig
 from otelpower.export.exposition import Rendering
 from otelpower.export.httpserver import Health, serve
 
@@ -41,11 +43,15 @@ class _Latest:
         return self.rendering
 
 
-def _child(conn: Connection, host: str, port: int) -> None:
+def _child(conn: Connection, host: str, port: int, web_config: str | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us
     latest, health = _Latest(), Health()
     try:
-        server = serve(host, port, latest, health)
+        web = webconfig.load(web_config) if web_config else None
+        server = serve(host, port, latest, health, web)
+    except ConfigError as exc:
+        conn.send(("error", str(exc)))
+        return
     except OSError as exc:
         conn.send(("error", f"cannot listen on {host}:{port}: {exc.strerror or exc}"))
         return
@@ -71,8 +77,9 @@ def _child(conn: Connection, host: str, port: int) -> None:
 class PullServer:
     """Parent side: start the process, forward renderings and health, stop it."""
 
-    def __init__(self, host: str, port: int, health: Health) -> None:
+    def __init__(self, host: str, port: int, health: Health, web_config: str | None = None) -> None:
         self.host, self.port, self.health = host, port, health
+        self.web_config = web_config  # TLS and basic auth (otelpower.export.webconfig)
         self._conn: Connection | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._wake = threading.Condition()
@@ -97,6 +104,7 @@ class PullServer:
                     str(fd),
                     self.host,
                     str(self.port),
+                    *([self.web_config] if self.web_config else []),
                 ],
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
@@ -177,4 +185,4 @@ class PullServer:
 
 
 if __name__ == "__main__":
-    _child(Connection(int(sys.argv[1])), sys.argv[2], int(sys.argv[3]))
+    _child(Connection(int(sys.argv[1])), sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])
