@@ -90,6 +90,8 @@ class Runtime:
         except BaseException:
             telemetry.shutdown()
             raise
+        if telemetry.exposition is not None:
+            telemetry.exposition.invalidate(urgent=True)  # the devices' `pending`, scrapeable now
         return telemetry
 
     async def __aenter__(self) -> Runtime:

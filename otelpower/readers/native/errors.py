@@ -8,6 +8,8 @@ unmodified client, so a rewording upstream fails a test instead of giving wrong 
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 
 from kasa.exceptions import AuthenticationError, KasaException, UnsupportedDeviceError
@@ -93,8 +95,34 @@ def classify(exc: BaseException, timeout: float) -> tuple[DeviceStatus, str]:
     if isinstance(exc, TimeoutError):  # our deadline, or python-kasa's per-request timeout
         return DeviceStatus.TIMEOUT, f"no answer within {timeout:g}s"
     if isinstance(exc, OSError | KasaException) and _looks_offline(exc):
-        return DeviceStatus.OFFLINE, _short(exc)
+        return DeviceStatus.OFFLINE, _socket_detail(exc) or _short(exc)
     return DeviceStatus.ERROR, _short(exc)
+
+
+_ERRNO_TEXT = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "connect timed out",
+    errno.EPIPE: "connection cut",
+}
+
+
+def _socket_detail(exc: BaseException) -> str | None:
+    """The socket error under a client library's wrapping, in words (no reprs)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno is not None:
+            return _ERRNO_TEXT.get(e.errno) or os.strerror(e.errno).lower()
+        todo += [x for x in (e.__cause__, e.__context__, getattr(e, "os_error", None)) if x]
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+    return None
 
 
 def _looks_offline(exc: BaseException) -> bool:
@@ -107,6 +135,13 @@ def _looks_offline(exc: BaseException) -> bool:
     return any(s in text for s in ("connect", "refused", "unreachable", "timed out", "timeout"))
 
 
+_REPR = re.compile(r"<[^<>]*? object at 0x[0-9a-f]+>")
+MAX_DETAIL = 200
+
+
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]
+    """One line: object reprs dropped; a long text cut at a word, marked with an ellipsis."""
+    text = _REPR.sub("", " ".join(str(exc).split())).strip() or type(exc).__name__
+    if len(text) <= MAX_DETAIL:
+        return text
+    return text[:MAX_DETAIL].rsplit(" ", 1)[0].rstrip(",;:([") + " …"

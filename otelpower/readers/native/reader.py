@@ -67,6 +67,9 @@ class NativeReader(Reader):
         self._tasks: asyncio.TaskGroup | None = None
         self._sem = asyncio.Semaphore(config.concurrency)
         self._discovery_wanted = asyncio.Event()
+        self._discovered = asyncio.Event()  # the first discovery round is over
+        if not self.discovery.enabled:
+            self._discovered.set()
         self._plugs = []
         for d in config.owned_devices(SPEC.protocol) if devices is None else devices:
             target = settings.target(d) or settings.NativeTarget()
@@ -105,6 +108,10 @@ class NativeReader(Reader):
 
     async def _plug_loop(self, plug: _Plug) -> None:
         loop = asyncio.get_running_loop()
+        if plug.host is None:  # not "offline" before discovery had its chance to find it
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.poll_timeout + 5):
+                    await self._discovered.wait()
         while True:
             started = loop.time()
             await self._poll(plug)
@@ -120,6 +127,7 @@ class NativeReader(Reader):
         min_gap = max(self.config.poll_interval, 5.0)
         while True:
             await self._discover_once()
+            self._discovered.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.discovery.interval):
                     await asyncio.sleep(min_gap)

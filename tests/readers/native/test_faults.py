@@ -201,3 +201,21 @@ async def test_strip_with_a_huge_number_of_outlets(simulator, tmp_path) -> None:
 
 
 OUTLETS = 200
+
+
+@pytest.mark.parametrize("profile", ["p110_klap", "kp115_xor"])
+async def test_a_vanished_plug_is_offline_in_words(simulator, profile: str) -> None:
+    """The detail is the socket error in words: no object reprs, no text cut mid-word."""
+    (plug,) = await simulator.start([PlugOptions(PROFILES[profile])])
+    reader = NativeReader(make_config(simulator.config_dict()))
+    try:
+        await reader.poll_all()
+        assert reader.store.get(plug.mac).up
+        await plug.stop()
+        await reader.poll_all()
+        await reader.poll_all()  # the second poll opens a new connection
+        snap = reader.store.get(plug.mac)
+        assert snap.status is DeviceStatus.OFFLINE, (snap.status, snap.detail)
+        assert "object at 0x" not in snap.detail and "(" not in snap.detail, snap.detail
+    finally:
+        await reader.close()

@@ -153,3 +153,13 @@ def test_tapo_errors_are_classified_by_kind(kind: str, text: str) -> None:
 def test_tapo_error_text_never_carries_the_session_token() -> None:
     err = TapoError('Http(reqwest::Error { url: "http://10.0.0.2/stok=0123abcd/ds" })')
     assert "0123abcd" not in str(err) and "stok=..." in str(err)
+
+
+def test_error_details_are_one_clean_line() -> None:
+    from otelpower.readers.native.errors import MAX_DETAIL, classify
+
+    long = RuntimeError("word " * 100 + "<ssl.SSLContext object at 0x7f2cad64e550> end")
+    _, detail = classify(long, 10)
+    assert len(detail) <= MAX_DETAIL + 2 and detail.endswith(" …") and "word …" in detail
+    _, detail = classify(RuntimeError("bad ssl:<ssl.SSLContext object at 0x7f2c> reply"), 10)
+    assert detail == "bad ssl: reply"
