@@ -2,11 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from opentelemetry.sdk.metrics.export import MetricExporter
 
 from otelpower.export.stale import StaleMarkingExporter, flag_markers
+
+#: the SDK exporters' loggers: an ERROR and a WARNING per failed export while the collector is
+#: down. Their records are kept from the log (reason remembered) unless at DEBUG; otelpower
+#: logs one line when exports start failing and one when they work again (stale.py).
+SDK_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+)
+
+
+class SdkReasons(logging.Filter):
+    """Holds back the SDK exporters' per-export lines, remembering the first reason given
+    since the last ``take`` (the first says why: "Service Unavailable", not "max retries")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._first = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING and not self._first:
+            self._first = " ".join(record.getMessage().split())[:300]
+        return logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+
+    def take(self) -> str:
+        first, self._first = self._first, ""
+        return first
+
+
+_REASONS = SdkReasons()
+for _name in SDK_LOGGERS:
+    logging.getLogger(_name).addFilter(_REASONS)
 
 
 def otlp_exporter(
@@ -55,4 +87,9 @@ def otlp_exporter(
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use grpc or http/protobuf)"
         )
     markers = environ.get("OTELPOWER_STALE_MARKERS", "true").lower()
-    return StaleMarkingExporter(exporter, markers=markers not in ("0", "false", "no", "off"))
+    return StaleMarkingExporter(
+        exporter,
+        markers=markers not in ("0", "false", "no", "off"),
+        target=endpoint or f"the SDK's default endpoint ({protocol})",
+        reason=_REASONS.take,
+    )

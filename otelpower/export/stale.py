@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,13 +175,22 @@ class StaleMarkingExporter(MetricExporter):
 
     Also counts exports; ``markers=False`` only counts (the control run without markers)."""
 
-    def __init__(self, inner: MetricExporter, *, markers: bool = True) -> None:
+    def __init__(
+        self,
+        inner: MetricExporter,
+        *,
+        markers: bool = True,
+        target: str = "",
+        reason: Callable[[], str] = lambda: "",
+    ) -> None:
         super().__init__(
             preferred_temporality=inner._preferred_temporality,
             preferred_aggregation=inner._preferred_aggregation,
         )
         self._inner = inner
         self._markers = markers
+        self._target, self._reason = target, reason
+        self._failing = 0  # exports failed in a row (one log line when it starts and ends)
         self.exports_ok = 0
         self.exports_failed = 0
         self._lock = threading.Lock()
@@ -202,10 +211,7 @@ class StaleMarkingExporter(MetricExporter):
             markers = dict(self._pending) if self._markers else {}
             data = with_markers(metrics_data, markers.values(), time.time_ns())
             result = self._inner.export(data, timeout_millis=timeout_millis, **kwargs)
-            if result is MetricExportResult.SUCCESS:
-                self.exports_ok += 1
-            else:
-                self.exports_failed += 1
+            self._count(result)
             if result is MetricExportResult.SUCCESS:
                 for key in markers:
                     self._pending.pop(key, None)
@@ -215,6 +221,28 @@ class StaleMarkingExporter(MetricExporter):
                 # the backend may have missed these too: mark them if they vanish later
                 self._live = {**self._live, **current}
             return result
+
+    def _count(self, result: MetricExportResult) -> None:
+        reason = self._reason()  # what the SDK said during this export, if anything
+        if result is MetricExportResult.SUCCESS:
+            self.exports_ok += 1
+            if self._failing:
+                log.info(
+                    "OTLP export to %s works again (%d export(s) failed meanwhile)",
+                    self._target,
+                    self._failing,
+                )
+            self._failing = 0
+            return
+        self.exports_failed += 1
+        self._failing += 1
+        if self._failing == 1:
+            log.warning(
+                "OTLP export to %s failing%s; retried at every export, logged again when it"
+                " works (otelpower_exports_total counts them)",
+                self._target,
+                f" ({reason})" if reason else "",
+            )
 
     def mark_all_stale(self, timeout_millis: float = 10_000) -> MetricExportResult:
         """Send a marker for every live and pending series (clean shutdown)."""

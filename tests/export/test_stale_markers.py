@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+import pytest
 
 from harness.otlp import Receiver
 from harness.telemetry import telemetry_over
@@ -108,3 +111,32 @@ async def test_control_run_without_markers(receiver: Receiver, monkeypatch) -> N
         await flush(telemetry)
         assert receiver.markers(1) == set()
         assert not [p for p in receiver.points(1) if p[0] == POWER]
+
+
+async def test_a_collector_outage_is_two_log_lines(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not an ERROR and a WARNING from the SDK at every export: one line when exports start
+    failing (with the SDK's reason), one when they work again."""
+    with caplog.at_level(logging.INFO):
+        async with running(A) as (_, telemetry):
+            await flush(telemetry)
+            receiver.fail_next = 1000
+            for _ in range(3):
+                await flush(telemetry)
+            receiver.fail_next = 0
+            await flush(telemetry)
+    lines = [
+        r for r in caplog.records if r.levelno >= logging.INFO and "OTLP export" in r.getMessage()
+    ]
+    assert [r.levelno for r in lines] == [logging.WARNING, logging.INFO], [
+        r.getMessage() for r in lines
+    ]
+    assert "503" in lines[0].getMessage() or "Service Unavailable" in lines[0].getMessage()
+    assert "3 export(s) failed" in lines[1].getMessage()
+    sdk = [
+        r
+        for r in caplog.records
+        if r.name.startswith("opentelemetry") and r.levelno >= logging.WARNING
+    ]
+    assert not sdk, [r.getMessage() for r in sdk]
