@@ -179,7 +179,7 @@ async def test_node_id_fallback_and_unmatched_nodes(virtual_plug: BedPlug, caplo
         )
     caplog.set_level(logging.WARNING, logger="otelpower")
     unconfigured = make_config(
-        {"house": "home", "devices": [], "matter": {"url": bed.server.url}},
+        {"house": "home", "matter": {"url": bed.server.url}},
         poll={"interval": 1},
         prometheus={"host": "127.0.0.1", "port": 0},
     )
