@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import pytest
@@ -16,6 +17,7 @@ from harness.backends import Prometheus
 from harness.tlscerts import Certs, make_certs
 from harness.wait import wait_for
 from otelpower import app
+from otelpower.config import Config
 from otelpower.sim import PlugOptions, builtin_profiles
 from tests.conftest import make_config
 
@@ -45,21 +47,20 @@ def _curl(url: str, *args: str) -> tuple[int, str]:
     return int(code or 0), body
 
 
+async def _one_plug(simulator, web_config: Path) -> tuple[Any, Config]:
+    """An emulated plug and a config serving /metrics on a free port with ``web_config``."""
+    (plug,) = await simulator.start([PlugOptions(PROFILES["kp115_xor"])])
+    local = {"host": "127.0.0.1", "port": 0, "web_config": str(web_config)}
+    return plug, make_config(simulator.config_dict(), prometheus=local)
+
+
 @pytest.fixture
 def certs(tmp_path: Path) -> Certs:
     return make_certs(tmp_path)
 
 
 async def test_tls_and_basic_auth(simulator, tmp_path: Path, certs: Certs) -> None:
-    (plug,) = await simulator.start([PlugOptions(PROFILES["kp115_xor"])])
-    config = make_config(
-        simulator.config_dict(),
-        prometheus={
-            "host": "127.0.0.1",
-            "port": 0,
-            "web_config": str(_web_config(tmp_path, certs)),
-        },
-    )
+    plug, config = await _one_plug(simulator, _web_config(tmp_path, certs))
     async with app.Runtime(config, "native") as runtime:
         base = f"https://127.0.0.1:{runtime.prometheus_port}"
         ca = ("--cacert", str(certs.ca))
@@ -90,11 +91,7 @@ async def test_tls_and_basic_auth(simulator, tmp_path: Path, certs: Certs) -> No
 
 
 async def test_client_certificates(simulator, tmp_path: Path, certs: Certs) -> None:
-    await simulator.start([PlugOptions(PROFILES["kp115_xor"])])
-    web = _web_config(tmp_path, certs, client_certs=True)
-    config = make_config(
-        simulator.config_dict(), prometheus={"host": "127.0.0.1", "port": 0, "web_config": str(web)}
-    )
+    _, config = await _one_plug(simulator, _web_config(tmp_path, certs, client_certs=True))
     async with app.Runtime(config, "native") as runtime:
         url = f"https://127.0.0.1:{runtime.prometheus_port}/metrics"
         good = ("--cacert", str(certs.ca), "-u", f"{USER}:{PASSWORD}")
@@ -106,15 +103,7 @@ async def test_client_certificates(simulator, tmp_path: Path, certs: Certs) -> N
 async def test_prometheus_scrapes_over_tls_with_basic_auth(
     simulator, tmp_path: Path, certs: Certs, prometheus_binary: Path
 ) -> None:
-    (plug,) = await simulator.start([PlugOptions(PROFILES["kp115_xor"])])
-    config = make_config(
-        simulator.config_dict(),
-        prometheus={
-            "host": "127.0.0.1",
-            "port": 0,
-            "web_config": str(_web_config(tmp_path, certs)),
-        },
-    )
+    plug, config = await _one_plug(simulator, _web_config(tmp_path, certs))
     async with app.Runtime(config, "native") as runtime:
         scrape = f"""\
   - job_name: otelpower
