@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import gzip
 import socket
 import ssl
 import threading
@@ -21,7 +22,13 @@ from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from otelpower import __version__
-from otelpower.export.exposition import CONTENT_TYPE, Rendering
+from otelpower.export.exposition import (
+    CONTENT_TYPE,
+    OPENMETRICS_TYPE,
+    Rendering,
+    to_openmetrics,
+    wants_openmetrics,
+)
 from otelpower.export.webconfig import Users, WebConfig
 
 #: liveness fails when the event loop has not ticked for this long
@@ -95,9 +102,28 @@ def _authorized(users: Users | None, header: str) -> bool:
     return bool(sep) and users.check(user, password)
 
 
+class _Converted:
+    """The OpenMetrics form of the latest rendering, made once when first asked for."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq = -1
+        self._plain = self._gzipped = b""
+
+    def get(self, rendering: Rendering, gzipped: bool) -> bytes:
+        with self._lock:
+            if rendering.seq != self._seq:
+                self._plain = to_openmetrics(rendering.body)
+                self._gzipped = gzip.compress(self._plain, 1)
+                self._seq = rendering.seq
+            return self._gzipped if gzipped else self._plain
+
+
 def _app(
     source: Source, health: Health, users: Users | None = None
 ) -> Callable[..., Iterable[bytes]]:
+    converted = _Converted()
+
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         # probes stay open (they tell nothing about the house); everything else needs a user
@@ -133,14 +159,18 @@ def _app(
         if rendering is None:
             start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"starting: no metrics rendered yet\n"]
+        openmetrics = wants_openmetrics(environ.get("HTTP_ACCEPT", ""))
         headers = [
-            ("Content-Type", CONTENT_TYPE),
-            ("Vary", "Accept-Encoding"),
+            ("Content-Type", OPENMETRICS_TYPE if openmetrics else CONTENT_TYPE),
+            ("Vary", "Accept, Accept-Encoding"),
             ("X-Otelpower-Rendering", str(rendering.seq)),
         ]
-        body = rendering.body
-        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            body = rendering.gzipped
+        gzipped = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+        if openmetrics:
+            body = converted.get(rendering, gzipped)
+        else:
+            body = rendering.gzipped if gzipped else rendering.body
+        if gzipped:
             headers.append(("Content-Encoding", "gzip"))
         headers.append(("Content-Length", str(len(body))))
         start_response("200 OK", headers)

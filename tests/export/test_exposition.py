@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import time
 import urllib.error
@@ -97,3 +98,53 @@ def test_the_root_is_a_landing_page(endpoint) -> None:
     _, body, headers = get(url + "/")
     assert headers["Content-Type"].startswith("text/html")
     assert b'<a href="metrics">' in body and b"otelpower" in body
+
+
+def test_openmetrics_when_asked_for(endpoint) -> None:
+    slow, exposition, url = endpoint
+    slow.value = 7.0
+    exposition.invalidate()
+    wait_for_sync(lambda: b"slow_value 7.0" in get(url + "/metrics")[1], 5, 0.02)
+    prometheus_accept = (
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+        "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    )
+    _, body, headers = get(url + "/metrics", Accept=prometheus_accept)
+    assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert body.endswith(b"# EOF\n") and b"slow_value 7.0" in body
+    _, zipped, _ = get(url + "/metrics", Accept=prometheus_accept, **{"Accept-Encoding": "gzip"})
+    assert gzip.decompress(zipped) == body
+    for accept in ("text/plain", "*/*", "", "application/openmetrics-text;q=0.1,text/plain"):
+        _, body, headers = get(url + "/metrics", Accept=accept)
+        assert headers["Content-Type"].startswith("text/plain; version=0.0.4"), accept
+
+
+async def test_openmetrics_of_the_real_exposition_is_valid(simulator) -> None:
+    """Every plug kind's series through the conversion, read back by the strict parser."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from harness.promtext import find, scrape
+    from otelpower import app
+    from otelpower.export.exposition import to_openmetrics
+    from otelpower.sim import PlugOptions, builtin_profiles
+    from tests.conftest import make_config
+
+    profiles = [PlugOptions(p) for p in builtin_profiles()]
+    plugs = await simulator.start(profiles)
+    config = make_config(simulator.config_dict(), prometheus={"host": "127.0.0.1", "port": 0})
+    async with app.Runtime(config, "native") as runtime:
+        port = runtime.prometheus_port
+
+        def all_up() -> bool:
+            series = scrape(port)
+            return all(
+                list(find(series, "tplink_native_up", device_id=p.mac).values()) == [1.0]
+                for p in plugs
+            )
+
+        await asyncio.to_thread(wait_for_sync, all_up, 30, 0.1)
+        plain = get(f"http://127.0.0.1:{port}/metrics")[1]
+    families = list(text_string_to_metric_families(to_openmetrics(plain).decode()))
+    samples = {s.name for f in families for s in f.samples}
+    assert "tplink_native_energy_kilowatt_hours_total" in samples
+    assert "tplink_native_power_watts" in samples

@@ -124,9 +124,11 @@ async def test_prometheus_scrapes_over_tls_with_basic_auth(
         try:
             power = f'tplink_native_power_watts{{device_id="{plug.mac}"}}'
             await wait_for(lambda: prom.query(power), timeout=60, in_thread=True)
-            up = {
-                r["metric"]["job"]: r["value"][1] for r in await asyncio.to_thread(prom.query, "up")
-            }
-            assert up == {"otelpower": "1", "wrong-password": "0"}, up
+
+            def up() -> dict[str, str]:
+                return {r["metric"]["job"]: r["value"][1] for r in prom.query("up")}
+
+            await wait_for(lambda: len(up()) == 2, timeout=30, in_thread=True)  # both scraped
+            assert await asyncio.to_thread(up) == {"otelpower": "1", "wrong-password": "0"}
         finally:
             prom.stop()
