@@ -95,7 +95,7 @@ def classify(exc: BaseException, timeout: float) -> tuple[DeviceStatus, str]:
     if isinstance(exc, TimeoutError):  # our deadline, or python-kasa's per-request timeout
         return DeviceStatus.TIMEOUT, f"no answer within {timeout:g}s"
     if isinstance(exc, OSError | KasaException) and _looks_offline(exc):
-        return DeviceStatus.OFFLINE, _socket_detail(exc) or _short(exc)
+        return DeviceStatus.OFFLINE, socket_detail(exc) or _short(exc)
     return DeviceStatus.ERROR, _short(exc)
 
 
@@ -109,7 +109,7 @@ _ERRNO_TEXT = {
 }
 
 
-def _socket_detail(exc: BaseException) -> str | None:
+def socket_detail(exc: BaseException) -> str | None:
     """The socket error under a client library's wrapping, in words (no reprs)."""
     seen: set[int] = set()
     todo: list[BaseException] = [exc]

@@ -41,6 +41,9 @@ class KasaLink:
             async with asyncio.timeout(2):
                 await self.dev.disconnect()
 
+    def endpoint(self) -> tuple[str, int] | None:
+        return self.dev.host, self.dev.port
+
     def route(self) -> KasaRoute:
         config = self.dev.config
         return KasaRoute(config.host, config.port_override, config.connection_type)

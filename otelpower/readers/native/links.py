@@ -38,6 +38,11 @@ class Link(Protocol):
 
     def route(self) -> Route: ...
 
+    def endpoint(self) -> tuple[str, int] | None:
+        """Host and TCP port, where a failed poll's cause should be checked by connecting
+        (python-kasa reports a vanished plug as failed queries, not as a refused socket)."""
+        ...
+
 
 class Route(Protocol):
     """How to log in to a plug whose transport is known (no discovery)."""

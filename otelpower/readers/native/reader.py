@@ -24,7 +24,7 @@ from otelpower.core.publisher import PollRecorder
 from otelpower.readers.base import Reader
 from otelpower.readers.native import discovery as kasa_discovery
 from otelpower.readers.native import settings
-from otelpower.readers.native.errors import NotFound, WrongDevice, classify
+from otelpower.readers.native.errors import NotFound, WrongDevice, classify, socket_detail
 from otelpower.readers.native.links import Clients, Link, Route, open_link
 from otelpower.readers.native.spec import AUTH_RETRY_S, SPEC
 
@@ -38,6 +38,7 @@ class _Plug:
     port: int | None
     link: Link | None = None
     route: Route | None = None  # how to log in again without discovery
+    endpoint: tuple[str, int] | None = None  # host and port of the last link that worked
     failures: int = 0
     login_after: float = 0.0  # time.monotonic(): no login before it (the last was rejected)
     info: dict[str, str] = field(default_factory=dict)
@@ -46,6 +47,22 @@ class _Plug:
     @property
     def name(self) -> str:
         return self.cfg.name(self.info.get("alias", ""))
+
+
+async def _connect_refused(host: str, port: int) -> str | None:
+    """Why a TCP connection to the plug is refused or unroutable, or None when it connects
+    (or does not answer within a second: then the poll's own status stands)."""
+    try:
+        async with asyncio.timeout(1.0):
+            _, writer = await asyncio.open_connection(host, port)
+    except (TimeoutError, OSError) as exc:
+        if isinstance(exc, TimeoutError):
+            return None
+        return socket_detail(exc) or "connection refused"
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
 
 
 class NativeReader(Reader):
@@ -197,6 +214,7 @@ class NativeReader(Reader):
                 plug.info = fetched.info
                 if plug.route is None and plug.link is not None:
                     plug.route = plug.link.route()  # once a login and a fetch worked
+                    plug.endpoint = plug.link.endpoint()
                 self._publish(plug, DeviceStatus.OK, readings=fetched.readings)
             self.publisher.polled(
                 plug.cfg.device_id,
@@ -223,6 +241,11 @@ class NativeReader(Reader):
 
     async def _fail(self, plug: _Plug, exc: BaseException) -> None:
         status, detail = classify(exc, self.config.poll_timeout)
+        # python-kasa reports a plug that went away as failed queries: a socket says offline
+        if status in (DeviceStatus.ERROR, DeviceStatus.TIMEOUT):
+            refused = await _connect_refused(*plug.endpoint) if plug.endpoint else None
+            if refused:
+                status, detail = DeviceStatus.OFFLINE, refused
         if status not in (DeviceStatus.OFFLINE, DeviceStatus.TIMEOUT):
             # re-learn the transport: a firmware update or the app's Third-Party
             # Compatibility switch changes it (KLAP <-> TPAP) at the same address

@@ -63,6 +63,9 @@ class TapoLink:
     def route(self) -> TapoRoute:
         return self._route
 
+    def endpoint(self) -> tuple[str, int] | None:
+        return None  # the client's own errors already tell a refused socket
+
     async def close(self) -> None:
         self._handler = None  # the client keeps no socket open between requests
         self._children.clear()
