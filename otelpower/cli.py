@@ -34,6 +34,7 @@ environment: KASA_USERNAME, KASA_PASSWORD (plug account), OTELPOWER_LOG_LEVEL,
   OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_METRICS_EXPORTER, OTEL_SDK_DISABLED
 exit codes: 0 ok, 1 ran and failed, 2 bad argument/config/variable, 130 interrupted
 """
+EXIT_CODES = EPILOG.splitlines()[-1] + "\n"
 RUN_EPILOG = """\
 examples:
   otelpower run                            every plug discovery finds, named by its alias
@@ -133,7 +134,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
     commands: dict[str, tuple[Command, ReaderSpec | None]] = {}
     offered = [(c, s) for s in registry.specs() for c in s.commands]
     for command, spec in (*offered, *((c, None) for c in _tools())):
-        command.add_arguments(sub.add_parser(command.name, help=command.help))
+        command.add_arguments(
+            sub.add_parser(
+                command.name,
+                help=command.help,
+                description=command.help[:1].upper() + command.help[1:] + ".",
+                epilog=command.epilog + EXIT_CODES,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
         commands[command.name] = (command, spec)
     return p, commands
 

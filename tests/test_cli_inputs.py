@@ -236,3 +236,14 @@ def test_otel_conventions() -> None:
     forced = otlp_exporter({}, wanted=True)  # OTEL_METRICS_EXPORTER=otlp without an endpoint
     assert forced is not None
     forced.shutdown()
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_help_has_an_example_and_the_exit_codes(command: str) -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = out.getvalue()
+    assert "example" in text and "exit codes:" in text, text
+    if command in ("run", "discover", "read", "sim"):
+        assert "KASA_USERNAME" in text

@@ -156,4 +156,5 @@ COMMAND = Command(
     "native vs Matter from VictoriaMetrics/Prometheus: report.md + charts",
     _arguments,
     _run,
+    epilog="example:\n  otelpower compare --url http://localhost:8428 --start -6h --out report\n",
 )

@@ -54,6 +54,8 @@ class Command:
     #: import names of the libraries it needs beyond the core, and the extra installing them
     requires: tuple[str, ...] = ()
     extra: str = ""
+    #: ``--help`` text after the options: examples, the environment variables it reads
+    epilog: str = ""
 
 
 def _nothing(_: Config) -> str | None:

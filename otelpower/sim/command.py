@@ -100,4 +100,7 @@ COMMAND = Command(
     _run,
     requires=("aiohttp", "cryptography"),
     extra="native",
+    epilog="examples:\n  otelpower sim --config-out sim.yaml     then: otelpower run sim.yaml\n"
+    "  otelpower sim --count 20 --tpap\n"
+    "environment: KASA_USERNAME, KASA_PASSWORD (the account the emulated plugs accept)\n",
 )

@@ -129,7 +129,20 @@ def _discover(args: argparse.Namespace) -> int:
     return 0
 
 
+ACCOUNT = "environment: KASA_USERNAME, KASA_PASSWORD (the TP-Link account owning the plugs)\n"
 DISCOVER = Command(
-    "discover", "find plugs on the LAN; print a table and YAML", _discover_arguments, _discover
+    "discover",
+    "find plugs on the LAN; print a table and YAML",
+    _discover_arguments,
+    _discover,
+    epilog="examples:\n  otelpower discover\n  otelpower discover --target 192.168.20.255 --json\n"
+    + ACCOUNT,
 )
-READ = Command("read", "poll one plug once and print its readings", _read_arguments, _read)
+READ = Command(
+    "read",
+    "poll one plug once and print its readings",
+    _read_arguments,
+    _read,
+    epilog="examples:\n  otelpower read 192.168.1.20\n  otelpower read 192.168.1.23:9999 --json\n"
+    + ACCOUNT,
+)
