@@ -247,3 +247,40 @@ def test_every_help_has_an_example_and_the_exit_codes(command: str) -> None:
     assert "example" in text and "exit codes:" in text, text
     if command in ("run", "discover", "read", "sim"):
         assert "KASA_USERNAME" in text
+
+
+@pytest.mark.parametrize(
+    ("exporters", "pull", "push"),
+    [
+        (None, True, True),
+        ("otlp", False, True),
+        ("prometheus", True, False),
+        ("none", False, False),
+    ],
+)
+def test_otel_metrics_exporter_picks_the_endpoints(
+    exporters: str | None, pull: bool, push: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otelpower.export.pipeline import start_telemetry
+
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    }
+    env |= {"OTEL_EXPORTER_OTLP_TIMEOUT": "1"}
+    if exporters is not None:
+        env["OTEL_METRICS_EXPORTER"] = exporters
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # the SDK's exporter reads the process environment
+    telemetry = start_telemetry(
+        make_resource(house="h", protocol="native", instance_id="i"),
+        prometheus_host="127.0.0.1",
+        prometheus_port=0,
+        export_interval_s=60,
+        environ=env,
+    )
+    try:
+        assert (telemetry.prometheus_port is not None) == pull
+        assert telemetry.otlp_enabled == push
+    finally:
+        telemetry.shutdown()
