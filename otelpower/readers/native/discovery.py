@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from kasa import Credentials, Discover
-from kasa.exceptions import KasaException, UnsupportedDeviceError
+from kasa.exceptions import UnsupportedDeviceError
 
 from otelpower.config import normalize_mac
 
@@ -84,14 +86,43 @@ async def probe(
                 on_unsupported=_ignore_unsupported,
                 credentials=credentials,
             )
-        except (OSError, KasaException) as exc:
+        except Exception as exc:  # a probe that fails never ends the reader
             log.debug("discovery to %s failed: %s", target, exc)
             return
         for dev in devices.values():  # we only wanted the replies
             await dev.disconnect()
 
-    await asyncio.gather(*(one(t) for t in dict.fromkeys(targets)))
+    await asyncio.gather(*(one(t) for t in await addresses(targets)))
     return found
+
+
+_UNRESOLVED_LOGGED: set[str] = set()
+
+
+async def addresses(targets: Iterable[str]) -> list[str]:
+    """The IPv4 addresses to probe: addresses as given, host names resolved now (each round,
+    so a name that moves is followed); a name that does not resolve is skipped, said once."""
+    loop = asyncio.get_running_loop()
+    out: list[str] = []
+    for target in dict.fromkeys(t.strip() for t in targets if t.strip()):
+        try:
+            ipaddress.IPv4Address(target)
+        except ValueError:
+            pass
+        else:
+            out.append(target)
+            continue
+        try:
+            infos = await loop.getaddrinfo(target, None, family=socket.AF_INET)
+        except (OSError, UnicodeError) as exc:
+            if target not in _UNRESOLVED_LOGGED:
+                _UNRESOLVED_LOGGED.add(target)
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                log.warning("discovery target %s does not resolve (%s): skipped", target, reason)
+            continue
+        _UNRESOLVED_LOGGED.discard(target)
+        out += [str(info[4][0]) for info in infos]
+    return list(dict.fromkeys(out))
 
 
 async def _ignore_unsupported(_: UnsupportedDeviceError) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import socket
 
 from kasa.exceptions import AuthenticationError, KasaException, UnsupportedDeviceError
 
@@ -118,6 +119,8 @@ def socket_detail(exc: BaseException) -> str | None:
         if id(e) in seen:
             continue
         seen.add(id(e))
+        if isinstance(e, socket.gaierror):
+            return f"host name does not resolve ({e.strerror or e})"
         if isinstance(e, OSError) and e.errno is not None:
             return _ERRNO_TEXT.get(e.errno) or os.strerror(e.errno).lower()
         todo += [x for x in (e.__cause__, e.__context__, getattr(e, "os_error", None)) if x]

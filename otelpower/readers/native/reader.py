@@ -143,7 +143,10 @@ class NativeReader(Reader):
         """Probe now, then every discovery.interval, or sooner when a plug goes missing."""
         min_gap = max(self.config.poll_interval, 5.0)
         while True:
-            await self._discover_once()
+            try:
+                await self._discover_once()
+            except Exception as exc:  # e.g. no network yet: the next round tries again
+                log.warning("discovery failed (%s); trying again later", exc)
             self._discovered.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.discovery.interval):
@@ -152,7 +155,9 @@ class NativeReader(Reader):
             self._discovery_wanted.clear()
 
     async def _discover_once(self) -> None:
-        hosts = [p.host for p in self._plugs if p.host]
+        # the hosts in use, and the configured ones (names resolve afresh: followed if they move)
+        configured = [t.host for p in self._plugs if (t := settings.target(p.cfg)) and t.host]
+        hosts = [p.host for p in self._plugs if p.host] + configured
         found = await kasa_discovery.probe(
             [*self.discovery.targets, *hosts],
             wait_s=min(3.0, self.config.poll_timeout),

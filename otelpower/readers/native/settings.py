@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -63,8 +66,8 @@ def adopts(config: Config) -> bool:
 def with_targets(config: Config, targets: list[str]) -> Config:
     """``run --target ADDR``: probe these addresses instead of the file's targets."""
     for t in targets:
-        if not t.strip():
-            raise ValueError("an empty address")
+        if problem := host_problem(t):
+            raise ValueError(problem)
     return config.with_section("discovery", replace(discovery(config), targets=tuple(targets)))
 
 
@@ -72,10 +75,32 @@ def credentials(config: Config) -> CredentialsConfig:
     return config.section("credentials") or CredentialsConfig()
 
 
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
+
+
+def host_problem(value: str) -> str | None:
+    """Why ``value`` is neither an IP address nor a host name, or None."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(value)
+        return None
+    name = value.rstrip(".")
+    if name and len(name) <= 253 and all(_LABEL.match(label) for label in name.split(".")):
+        return None
+    return f"{value!r} is neither an IP address nor a host name"
+
+
+def _host(r: Fields, m: dict[str, Any], key: str, path: Path_) -> str | None:
+    value = r.text(m, key, path)
+    if value is not None and (problem := host_problem(value)):
+        r.doc.problem((*path, key), problem)
+        return None
+    return value
+
+
 def parse_target(r: Fields, raw: Any, path: Path_) -> NativeTarget:
     m = r.mapping(raw, path, {"host", "port"})
     return NativeTarget(
-        host=r.text(m, "host", path), port=r.integer(m, "port", path, None, 1, 65535)
+        host=_host(r, m, "host", path), port=r.integer(m, "port", path, None, 1, 65535)
     )
 
 
@@ -87,6 +112,9 @@ def parse_discovery(r: Fields, raw: Any, path: Path_) -> Discovery:
         if not isinstance(raw_targets, list) or not all(isinstance(t, str) for t in raw_targets):
             r.doc.problem((*path, "targets"), "must be a list of addresses")
         else:
+            for i, target in enumerate(raw_targets):
+                if problem := host_problem(target):
+                    r.doc.problem((*path, "targets", i), problem)
             targets = tuple(raw_targets)
     return Discovery(
         enabled=r.flag(m, "enabled", path, True),
