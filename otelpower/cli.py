@@ -158,6 +158,16 @@ def _log_level_problem(environ: Mapping[str, str]) -> str | None:
     return f"OTELPOWER_LOG_LEVEL={level!r}: expected one of {', '.join(cliargs.LOG_LEVELS)}"
 
 
+def set_library_log_levels(level: str) -> None:
+    """The readers' client libraries: quiet unless DEBUG; their secret-logging parts never
+    below INFO."""
+    for spec in registry.specs():
+        for name in spec.quiet_loggers:
+            logging.getLogger(name).setLevel(logging.NOTSET if level == "DEBUG" else logging.ERROR)
+        for name in spec.secret_loggers:
+            logging.getLogger(name).setLevel(logging.ERROR if level != "DEBUG" else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, commands = _parser()
     argv = cliargs.join_relative_times(sys.argv[1:] if argv is None else argv, {"--start", "--end"})
@@ -174,10 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if args.log_level != "DEBUG":
-        for spec in registry.specs():
-            for name in spec.quiet_loggers:
-                logging.getLogger(name).setLevel(logging.ERROR)
+    set_library_log_levels(args.log_level)
     try:
         if args.command == "run":
             return _cmd_run(args)

@@ -43,8 +43,13 @@ class Fields:
             self.doc.problem((*path, key), f"must be a string, got {kind(value)}")
             return None
         value = str(value)
-        if not _LABEL.match(value):
-            self.doc.problem((*path, key), "must be 1-128 printable characters")
+        if not _LABEL.match(value) or not value.strip():
+            self.doc.problem((*path, key), "must be 1-128 printable characters, not only spaces")
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            self.doc.problem((*path, key), "is not valid Unicode text (a lone surrogate escape)")
             return None
         return value
 

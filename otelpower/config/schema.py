@@ -34,6 +34,8 @@ def normalize_mac(value: str) -> str:
         text = text.replace(":", "").replace("-", "")
     if not _MAC_HEX.match(text):
         raise ValueError(f"not a MAC address: {value!r} (expected e.g. 48:22:54:00:00:01)")
+    if text in ("000000000000", "ffffffffffff"):
+        raise ValueError(f"{value!r} is not a plug's MAC address (all zeros or broadcast)")
     return ":".join(text[i : i + 2] for i in range(0, 12, 2))
 
 

@@ -49,6 +49,8 @@ class YamlDoc:
     from_env: set[Path_] = field(default_factory=set)
     #: the source text of every scalar (``482254000001`` stays text, not an int)
     raw: dict[Path_, str] = field(default_factory=dict)
+    #: key paths whose value took a literal ``${VAR:-default}`` (the variable was unset)
+    defaulted: set[Path_] = field(default_factory=set)
 
     def where(self, path: Path_) -> str:
         """``key path (line N)``, using the nearest ancestor that has a line."""
@@ -75,6 +77,8 @@ def _expand(value: str, path: Path_, doc: YamlDoc, environ: dict[str, str]) -> s
         if name in environ:
             return environ[name]
         if default is not None:
+            if default:
+                doc.defaulted.add(path)
             return default
         doc.problem(path, f"environment variable {name} is not set (referenced as ${{{name}}})")
         return ""
@@ -115,6 +119,8 @@ def load_yaml(path: Path, environ: dict[str, str] | None = None) -> YamlDoc:
     source = str(path)
     env = dict(os.environ if environ is None else environ)
     try:
+        if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+            raise ConfigError(source, ["not a regular file"])
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, [f"cannot read file: {exc.strerror or exc}"]) from None
@@ -124,6 +130,13 @@ def load_yaml(path: Path, environ: dict[str, str] | None = None) -> YamlDoc:
         raise ConfigError(repr(source), [f"cannot read file: {exc}"]) from None
     doc = YamlDoc(source=source, data=None)
     try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            # an alias can repeat a node exponentially (a "billion laughs" file): none here
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise ConfigError(
+                    source, [f"line {line}: YAML aliases (*{event.anchor}) are not supported"]
+                )
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark

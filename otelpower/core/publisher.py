@@ -41,6 +41,17 @@ class NoRecorder:
         pass
 
 
+#: label values a plug sends (model, firmware, alias) are cut here: a plug answering a 100 kB
+#: model string must not make a 100 kB label in every series and sample
+MAX_LABEL = 128
+
+
+def _bounded(values: Mapping[str, str]) -> Mapping[str, str]:
+    if all(len(v) <= MAX_LABEL for v in values.values()):
+        return values
+    return {k: v[:MAX_LABEL] for k, v in values.items()}
+
+
 @dataclass(slots=True)
 class _Track:
     status: DeviceStatus = DeviceStatus.PENDING
@@ -93,7 +104,8 @@ class Publisher:
         logged, so the next real change is logged without a "flapping" note.
         """
         readings = self.counters.apply(device_id, readings)
-        snap = DeviceSnapshot(device_id, labels, status, info or {}, readings, detail)
+        labels, info = _bounded(labels), _bounded(info or {})
+        snap = DeviceSnapshot(device_id, labels, status, info, readings, detail)
         self.store.put(snap)
         self._dropped(device_id, labels.get("device", ""), readings)
         track = self._tracks.setdefault(device_id, _Track())

@@ -87,6 +87,8 @@ class ReaderSpec:
     extra: str = ""
     #: client-library loggers turned down to ERROR unless --log-level DEBUG
     quiet_loggers: tuple[str, ...] = ()
+    #: client-library loggers never shown below INFO, not even at DEBUG (they log secrets)
+    secret_loggers: tuple[str, ...] = ()
 
     @property
     def prefix(self) -> str:

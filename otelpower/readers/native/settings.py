@@ -133,6 +133,11 @@ def parse_credentials(r: Fields, raw: Any, path: Path_) -> CredentialsConfig:
             (*path, "password"),
             "a literal password is not allowed in the file; use ${KASA_PASSWORD} or password_file",
         )
+    elif (*path, "password") in r.doc.defaulted:
+        r.doc.problem(
+            (*path, "password"),
+            "the default after ':-' is a literal password in the file; use ${KASA_PASSWORD:-}",
+        )
     values: dict[str, str] = {}
     for name in ("username", "password"):
         file_key = f"{name}_file"
@@ -140,7 +145,12 @@ def parse_credentials(r: Fields, raw: Any, path: Path_) -> CredentialsConfig:
             file_path = r.text(m, file_key, path)
             if file_path is not None:
                 try:
-                    values[name] = Path(file_path).read_text(encoding="utf-8").strip()
+                    secret = Path(file_path)
+                    if secret.exists() and not secret.is_file():
+                        raise IsADirectoryError(0, "not a regular file")
+                    values[name] = secret.read_text(encoding="utf-8").strip()
+                except UnicodeDecodeError:  # never show a byte of it
+                    r.doc.problem((*path, file_key), "the secret file is not UTF-8 text")
                 except FileNotFoundError:
                     # an optional Secret that was not created: plugs that need none still work
                     log.warning(

@@ -93,4 +93,7 @@ SPEC = ReaderSpec(
     requires=("kasa", "tapo"),
     extra="native",
     quiet_loggers=("kasa", "tapo"),  # we report per-device state ourselves
+    # python-kasa's transports log KLAP handshake seeds and hashes at DEBUG: enough to guess
+    # the account's password offline
+    secret_loggers=("kasa.transports",),
 )
