@@ -82,3 +82,35 @@ async def test_no_output_shows_the_password(tmp_path: Path) -> None:
     assert any("auth_failed" in text for text in seen)  # the wrong password was noticed
     for text in seen:
         assert RIGHT not in text and WRONG not in text
+
+
+async def test_a_matter_url_token_never_reaches_the_log(caplog) -> None:
+    """aiohttp quotes the whole URL in its error: the reader scrubs it before logging."""
+    from aiohttp import web
+
+    from otelpower.readers.matter.reader import MatterReader
+    from tests.conftest import make_config
+
+    async def refuse(_: web.Request) -> web.Response:
+        return web.Response(status=403)  # the handshake fails: aiohttp's error quotes the URL
+
+    app = web.Application()
+    app.router.add_get("/ws", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    token = "tok-" + secrets.token_hex(8)
+    url = f"ws://user:pw-{token}@127.0.0.1:{port}/ws?token={token}"
+    device = {"device_id": "48:22:54:00:00:01", "room": "r", "shelf": "s", "matter": {"node_id": 1}}
+    reader = MatterReader(make_config({"devices": [device], "matter": {"url": url}}))
+    task = asyncio.create_task(reader.run())
+    try:
+        await wait_for(lambda: any("Matter server" in r.getMessage() for r in caplog.records))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runner.cleanup()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Matter server" in text and token not in text, text
+    assert all(token not in s.detail for s in reader.store.all())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,9 @@ class _Node:
     available: bool
     unsubscribe: list[Callable[[], None]] = field(default_factory=list)
     subscribed: frozenset[str] = frozenset()
+
+
+_SECRET_QUERY = re.compile(r"([?&;](?:token|access_token|key|password|secret)=)[^&\s'\"]+", re.I)
 
 
 def redact_url(url: str) -> str:
@@ -107,7 +111,7 @@ class MatterReader(Reader):
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # any failure: report, back off, reconnect
-                    problem = " ".join(str(exc).split())[:200] or type(exc).__name__
+                    problem = self._scrub(" ".join(str(exc).split()))[:200] or type(exc).__name__
                 self._server_down(problem)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max(self.config.backoff_max, 1.0), 30.0)
@@ -149,6 +153,11 @@ class MatterReader(Reader):
                 self._client = None
                 with contextlib.suppress(Exception):
                     await client.disconnect()
+
+    def _scrub(self, text: str) -> str:
+        """An error text without the URL's secrets (aiohttp quotes the whole URL)."""
+        text = text.replace(self.url, redact_url(self.url))
+        return _SECRET_QUERY.sub(r"\1...", text)
 
     def _server_up(self) -> None:
         self.connected = True
