@@ -86,6 +86,8 @@ class PullServer:
         self._pending: Rendering | None = None
         self._stopped = False
         self._sender: threading.Thread | None = None
+        self._last: Rendering | None = None  # the newest rendering the process has
+        self.restarts = 0
 
     def start(self) -> int:
         """Start the process; returns the bound port or raises PullServerError.
@@ -111,14 +113,14 @@ class PullServer:
             )
         self._conn = Connection(ours.detach())
         if not self._conn.poll(START_TIMEOUT_S):
-            self.stop()
+            self._end_process()
             raise PullServerError(f"metrics endpoint on {self.host}:{self.port} did not start")
         try:
             kind, value = self._conn.recv()
         except EOFError:
             kind, value = "error", "the metrics endpoint process exited at start"
         if kind != "bound":
-            self.stop()
+            self._end_process()
             raise PullServerError(value)
         self.port = value
         return value
@@ -137,16 +139,45 @@ class PullServer:
             self._wake.notify()
 
     def _deliver_first(self, rendering: Rendering) -> None:
+        self._hand_over(rendering)
+        self._sender = threading.Thread(target=self._send_loop, name="metrics-pipe", daemon=True)
+        self._sender.start()
+
+    def _hand_over(self, rendering: Rendering) -> None:
+        """Send a rendering and wait until the process serves it (its first, or after a restart)."""
         assert self._conn is not None
         self._conn.send(("rendering", rendering, True))
         self._conn.send(("health", self.health.last_beat, self.health.ready))
         if not self._conn.poll(START_TIMEOUT_S) or self._conn.recv() != ("served", rendering.seq):
             raise PullServerError("the metrics endpoint did not take the first rendering")
-        self._sender = threading.Thread(target=self._send_loop, name="metrics-pipe", daemon=True)
-        self._sender.start()
+        self._last = rendering
+
+    def _restart(self) -> bool:
+        """The process died: start it again on the same port, with the newest rendering.
+        Retried once a second until it works or we are stopped; False when stopped."""
+        assert self._last is not None
+        code = self._proc.poll() if self._proc is not None else None
+        log.warning(
+            "the metrics endpoint process exited (code %s): starting it again on port %d",
+            code,
+            self.port,
+        )
+        while not self._stopped:
+            self._end_process()  # reaped: no zombie
+            try:
+                self.start()
+                self._hand_over(self._last)
+            except (PullServerError, OSError) as exc:
+                log.warning("the metrics endpoint did not start again (%s); retrying", exc)
+                with self._wake:
+                    self._wake.wait_for(lambda: self._stopped, 1.0)
+                continue
+            self.restarts += 1
+            log.info("the metrics endpoint answers again on port %d", self.port)
+            return True
+        return False
 
     def _send_loop(self) -> None:
-        assert self._conn is not None
         while True:
             with self._wake:
                 self._wake.wait_for(
@@ -157,11 +188,14 @@ class PullServer:
                 rendering, self._pending = self._pending, None
             try:
                 if rendering is not None:
+                    assert self._conn is not None
                     self._conn.send(("rendering", rendering, False))
+                    self._last = rendering
+                assert self._conn is not None
                 self._conn.send(("health", self.health.last_beat, self.health.ready))
             except OSError:
-                log.error("the metrics endpoint process is gone: /metrics no longer answers")
-                return
+                if not self._restart():
+                    return
 
     def stop(self) -> None:
         with self._wake:
@@ -170,6 +204,10 @@ class PullServer:
         if self._sender is not None:
             self._sender.join(timeout=5)
             self._sender = None
+        self._end_process()
+
+    def _end_process(self) -> None:
+        """Ask the process to stop, close the pipe, and reap it (killed if it hangs)."""
         if self._conn is not None:
             with contextlib.suppress(OSError):
                 self._conn.send(("stop",))

@@ -148,3 +148,36 @@ async def test_openmetrics_of_the_real_exposition_is_valid(simulator) -> None:
     samples = {s.name for f in families for s in f.samples}
     assert "tplink_native_energy_kilowatt_hours_total" in samples
     assert "tplink_native_power_watts" in samples
+
+
+async def test_the_endpoint_process_is_started_again_when_it_dies(simulator, caplog) -> None:
+    import logging
+    import os
+    import signal
+
+    from harness.promtext import find, scrape
+    from otelpower import app
+    from otelpower.sim import PlugOptions, builtin_profiles
+    from tests.conftest import make_config
+
+    (plug,) = await simulator.start([PlugOptions(next(iter(builtin_profiles())))])
+    config = make_config(simulator.config_dict(), prometheus={"host": "127.0.0.1", "port": 0})
+    async with app.Runtime(config, "native") as runtime:
+        port = runtime.prometheus_port
+        server = runtime.telemetry._server
+        assert server is not None and server._proc is not None
+
+        def serving() -> bool:
+            try:
+                return bool(find(scrape(port), "tplink_native_up", device_id=plug.mac))
+            except OSError:
+                return False
+
+        await asyncio.to_thread(wait_for_sync, serving, 30, 0.1)
+        dead = server._proc.pid
+        with caplog.at_level(logging.INFO, logger="otelpower.export.pullserver"):
+            os.kill(dead, signal.SIGKILL)
+            await asyncio.to_thread(wait_for_sync, lambda: server.restarts == 1, 30, 0.1)
+            await asyncio.to_thread(wait_for_sync, serving, 30, 0.1)
+        assert server._proc.pid != dead and server.port == port
+        assert any("exited (code -9)" in r.getMessage() for r in caplog.records)
