@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from otelpower import __version__, cliargs, eventloop
-from otelpower.config import ConfigError, load_config
+from otelpower.config import Config, ConfigError, load_config
 from otelpower.config.sharding import parse_shard
 from otelpower.export import otelenv, webconfig
 from otelpower.export.pullserver import PullServerError
@@ -153,9 +153,19 @@ def _dest(flags: tuple[str, ...]) -> str:
 
 def _log_level_problem(environ: Mapping[str, str]) -> str | None:
     level = environ.get("OTELPOWER_LOG_LEVEL")
-    if level is None or level.strip().upper() in cliargs.LOG_LEVELS:
-        return None
-    return f"OTELPOWER_LOG_LEVEL={level!r}: expected one of {', '.join(cliargs.LOG_LEVELS)}"
+    try:
+        if level is not None:
+            cliargs.log_level(level)
+    except argparse.ArgumentTypeError:
+        return f"OTELPOWER_LOG_LEVEL={level!r}: expected one of {', '.join(cliargs.LOG_LEVELS)}"
+    return None
+
+
+def _check_web_config(config: Config) -> None:
+    """The endpoint's web config, read now so that a bad one is reported before anything
+    starts (ConfigError: one line per problem, exit 2)."""
+    if config.prometheus_web_config:
+        webconfig.load(config.prometheus_web_config)
 
 
 def set_library_log_levels(level: str) -> None:
@@ -219,8 +229,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     return EXIT_CONFIG
     if args.web_config is not None:
         config = replace(config, prometheus_web_config=str(args.web_config))
-    if config.prometheus_web_config:
-        webconfig.load(config.prometheus_web_config)  # ConfigError: reported, exit 2
+    _check_web_config(config)
     if args.shard:
         try:
             config = replace(config, shard=parse_shard(args.shard))
@@ -244,8 +253,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if config.prometheus_web_config:
-        webconfig.load(config.prometheus_web_config)
+    _check_web_config(config)
     parts = [s for spec in registry.specs() if (s := spec.summary(config))]
     print(
         f"{config.source}: OK: house {config.house!r}, {len(config.devices)} device(s)"

@@ -34,6 +34,11 @@ def metrics_exporters(environ: Mapping[str, str]) -> set[str] | None:
     return {n.strip().lower() for n in raw.split(",") if n.strip()} - {"none"}
 
 
+def stale_markers(environ: Mapping[str, str]) -> bool:
+    """OTELPOWER_STALE_MARKERS (default true): mark vanished series stale over OTLP."""
+    return _BOOLEANS.get(environ.get("OTELPOWER_STALE_MARKERS", "true").strip().lower(), True)
+
+
 def service_name(environ: Mapping[str, str], default: str) -> str:
     return environ.get("OTEL_SERVICE_NAME", "").strip() or default
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from opentelemetry.sdk.metrics.export import MetricExporter
 
+from otelpower.export import otelenv
 from otelpower.export.stale import StaleMarkingExporter, flag_markers
 
 #: the SDK exporters' loggers: an ERROR and a WARNING per failed export while the collector is
@@ -86,10 +87,9 @@ def otlp_exporter(
         raise ValueError(
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use grpc or http/protobuf)"
         )
-    markers = environ.get("OTELPOWER_STALE_MARKERS", "true").lower()
     return StaleMarkingExporter(
         exporter,
-        markers=markers not in ("0", "false", "no", "off"),
+        markers=otelenv.stale_markers(environ),
         target=endpoint or f"the SDK's default endpoint ({protocol})",
         reason=_REASONS.take,
     )

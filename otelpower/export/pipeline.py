@@ -21,7 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from otelpower import __version__
 from otelpower.core.model import SnapshotStore
-from otelpower.export import otelenv, webconfig
+from otelpower.export import otelenv
 from otelpower.export.exposition import CachedExposition
 from otelpower.export.httpserver import Health
 from otelpower.export.otlp import otlp_exporter
@@ -122,6 +122,6 @@ def start_telemetry(
         if shared is not None:
             shared.refresh = exposition.render
             shared.start()
-        scheme = "https" if web_config and webconfig.load(web_config).tls else "http"
+        scheme = "https" if server.tls else "http"
         log.info("Prometheus metrics on %s://%s:%d/metrics", scheme, prometheus_host, server.port)
     return telemetry

@@ -55,7 +55,7 @@ def _child(conn: Connection, host: str, port: int, web_config: str | None = None
     except OSError as exc:
         conn.send(("error", f"cannot listen on {host}:{port}: {exc.strerror or exc}"))
         return
-    conn.send(("bound", server.server_port))
+    conn.send(("bound", (server.server_port, web is not None and web.tls is not None)))
     try:
         while True:
             msg = conn.recv()
@@ -80,6 +80,7 @@ class PullServer:
     def __init__(self, host: str, port: int, health: Health, web_config: str | None = None) -> None:
         self.host, self.port, self.health = host, port, health
         self.web_config = web_config  # TLS and basic auth (otelpower.export.webconfig)
+        self.tls = False  # whether the running process serves HTTPS (its web config's TLS)
         self._conn: Connection | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._wake = threading.Condition()
@@ -122,8 +123,8 @@ class PullServer:
         if kind != "bound":
             self._end_process()
             raise PullServerError(value)
-        self.port = value
-        return value
+        self.port, self.tls = value
+        return self.port
 
     def publish(self, rendering: Rendering) -> None:
         """Hand over a new rendering (called by the renderer).

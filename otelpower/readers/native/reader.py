@@ -55,9 +55,9 @@ async def _connect_refused(host: str, port: int) -> str | None:
     try:
         async with asyncio.timeout(1.0):
             _, writer = await asyncio.open_connection(host, port)
-    except (TimeoutError, OSError) as exc:
-        if isinstance(exc, TimeoutError):
-            return None
+    except TimeoutError:
+        return None
+    except OSError as exc:
         return socket_detail(exc) or "connection refused"
     writer.close()
     with contextlib.suppress(OSError):
