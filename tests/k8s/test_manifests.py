@@ -22,6 +22,7 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 SECRET_DIR = "/var/run/secrets/otelpower"
 EXPORTERS = {"otelpower-native", "otelpower-matter"}
 MATTER_SERVER_NS = "otelpower-matter-server"
+MATTER_SERVER_RENDER = "matter-server"  # the rendering of k8s/matter-server
 
 
 def _of(objs: list[dict], kind: str) -> list[dict]:
@@ -61,6 +62,11 @@ def _configmap(objs: list[dict], base_name: str) -> dict | None:
 
 def _subset(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _exporter_renders(renders: dict[str, list[dict]]) -> list[tuple[str, list[dict]]]:
+    """Every rendering with the exporters (all but the bundled Matter server's own)."""
+    return [(name, objs) for name, objs in renders.items() if name != MATTER_SERVER_RENDER]
 
 
 def _container(workload: dict) -> dict:
@@ -313,9 +319,7 @@ def test_sharded_native_component(
     renders: dict[str, list[dict]], components_of: dict[str, tuple[str, ...]]
 ) -> None:
     """N replicas, and --shard i/N from the pod ordinal with N equal to the replicas."""
-    for name, objs in renders.items():
-        if name == "matter-server":
-            continue
+    for name, objs in _exporter_renders(renders):
         sts = _named(objs, "StatefulSet", "otelpower-native")
         env = {e["name"]: e for e in _container(sts)["env"]}
         assert int(env["OTELPOWER_SHARDS"]["value"]) == sts["spec"]["replicas"], name
@@ -333,9 +337,7 @@ def test_sharded_native_component(
 def test_otlp_is_on_exactly_with_the_otlp_component(
     renders: dict[str, list[dict]], components_of: dict[str, tuple[str, ...]]
 ) -> None:
-    for name, objs in renders.items():
-        if name == "matter-server":
-            continue
+    for name, objs in _exporter_renders(renders):
         cm = _configmap(objs, "otelpower-otlp")
         assert (cm is not None) == ("otlp" in components_of[name]), name
         for w in _workloads(objs):
@@ -387,9 +389,7 @@ def test_every_exporter_is_scraped_once(
 ) -> None:
     """ServiceMonitors, or VMServiceScrapes with vmservicescrape; never both, and never a
     VMServiceScrape next to the collector's remote write (every series stored twice)."""
-    for name, objs in renders.items():
-        if name == "matter-server":
-            continue
+    for name, objs in _exporter_renders(renders):
         vm = "vmservicescrape" in components_of[name]
         kind, other = (
             ("VMServiceScrape", "ServiceMonitor") if vm else ("ServiceMonitor", "VMServiceScrape")
@@ -486,9 +486,7 @@ def test_exporter_config_is_valid(renders: dict[str, list[dict]], tmp_path: Path
     secrets.mkdir()
     (secrets / "username").write_text("user@example.com\n")
     (secrets / "password").write_text("not-a-real-password\n")
-    for name, objs in renders.items():
-        if name == "matter-server":
-            continue
+    for name, objs in _exporter_renders(renders):
         cm = _configmap(objs, "otelpower-config")
         assert cm is not None, name
         text = cm["data"]["config.yaml"]
