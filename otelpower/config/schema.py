@@ -197,6 +197,13 @@ def _parse_device(
     return DeviceConfig(device_id, room, shelf, name, sections, reads)
 
 
+def _claim(section: Any) -> tuple[tuple[str, ...], str] | None:
+    """What a device section says only one device may have (e.g. a plug's address):
+    ``(key path inside the section, text)``, from its optional ``claim()``."""
+    claim = getattr(section, "claim", None)
+    return claim() if callable(claim) else None
+
+
 def _sections(specs: Iterable[ReaderSpec], kind_: str) -> dict[str, SectionParser]:
     return {key: parse for spec in specs for key, parse in getattr(spec, kind_).items()}
 
@@ -232,6 +239,7 @@ def parse_config(
     else:
         seen: dict[str, int] = {}
         places: dict[tuple[str, str, str], int] = {}
+        claimed: dict[str, int] = {}
         for i, raw in enumerate(raw_devices):
             dev = _parse_device(r, raw, ("devices", i), device_parsers, protocols)
             if dev is None:
@@ -251,6 +259,17 @@ def parse_config(
                     f" used by devices[{places[place]}] (their series would be mixed up)",
                 )
             places.setdefault(place, i)
+            for key, section in dev.sections.items():
+                if (claim := _claim(section)) is None:
+                    continue
+                sub, what = claim
+                if what in claimed:
+                    doc.problem(
+                        ("devices", i, key, *sub),
+                        f"{what} is already used by devices[{claimed[what]}]"
+                        " (two devices cannot be the same plug)",
+                    )
+                claimed.setdefault(what, i)
             devices.append(dev)
 
     poll = r.mapping(

@@ -113,3 +113,23 @@ async def test_no_handshake_material_in_the_log_at_debug(
     assert kasa, "python-kasa's DEBUG lines are shown at DEBUG"
     leaks = [m for m in kasa if "hash" in m.lower() or "seed" in m.lower()]
     assert not leaks, leaks
+
+
+def test_two_devices_at_one_host_are_refused(tmp_path: Path) -> None:
+    two = (
+        "devices:\n"
+        "  - {device_id: 48:22:54:00:00:01, room: r, shelf: s, device: a,"
+        " native: {host: plug-tv.lan}}\n"
+        "  - {device_id: 48:22:54:00:00:02, room: r, shelf: s, device: b,\n"
+        "     native: {host: PLUG-TV.lan.}}\n"
+    )
+    message = _errors(tmp_path, two)
+    assert "line 4" in message and "devices[1].native.host" in message, message
+    assert "host plug-tv.lan is already used by devices[0]" in message
+    # the same host on other ports is two plugs (a power strip's emulator, a port forward)
+    ports = two.replace("plug-tv.lan}", "plug-tv.lan, port: 9999}").replace(
+        "PLUG-TV.lan.}", "PLUG-TV.lan., port: 10000}"
+    )
+    path = tmp_path / "ports.yaml"
+    path.write_text(ports)
+    assert len(load_config(path, {}).devices) == 2

@@ -26,6 +26,13 @@ class NativeTarget:
     host: str | None = None
     port: int | None = None
 
+    def claim(self) -> tuple[tuple[str, ...], str] | None:
+        """One plug per address: two devices with the same host (and port) are refused."""
+        if self.host is None:
+            return None
+        where = self.host.lower().rstrip(".")
+        return ("host",), f"host {where}" + (f" port {self.port}" if self.port else "")
+
 
 @dataclass(frozen=True)
 class Discovery:
