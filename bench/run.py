@@ -259,6 +259,10 @@ async def main_async(args: argparse.Namespace) -> list[Figure]:
                 args.minutes * 60,
                 args.scrapes,
             )
+    if args.endpoint:
+        from endpoint import bench_endpoint
+
+        figures += await asyncio.to_thread(bench_endpoint, args.endpoint, args.scrapes)
     if not args.skip_pipeline:
         from pipeline import bench_matter, bench_stale
 
@@ -274,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long", type=int, default=1000, help="plugs for the long run (0: skip)")
     parser.add_argument(
         "--tpap", type=int, default=1000, help="plugs per transport for TPAP vs KLAP (0: skip)"
+    )
+    parser.add_argument(
+        "--endpoint", type=int, default=500, help="slow clients against /metrics (0: skip)"
     )
     parser.add_argument("--minutes", type=float, default=10, help="length of the long run")
     parser.add_argument("--scrapes", type=int, default=200, help="GETs per scrape figure")

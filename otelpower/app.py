@@ -74,7 +74,12 @@ class Runtime:
         try:
             meter = telemetry.provider.get_meter("otelpower")
             exporter = telemetry.exporter
-            recorder = SelfMetrics(meter, (lambda: exporter) if exporter is not None else None)
+            exposition = telemetry.exposition
+            recorder = SelfMetrics(
+                meter,
+                (lambda: exporter) if exporter is not None else None,
+                (lambda: exposition.failures) if exposition is not None else None,
+            )
             for spec in registry.chosen(self.protocol):
                 reader = spec.create(config, SnapshotStore(), recorder)
                 self.readers.append(reader)

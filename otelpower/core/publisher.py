@@ -47,9 +47,11 @@ MAX_LABEL = 128
 
 
 def _bounded(values: Mapping[str, str]) -> Mapping[str, str]:
-    if all(len(v) <= MAX_LABEL for v in values.values()):
+    """Label values from a plug: at most MAX_LABEL characters, encodable as UTF-8 (a lone
+    surrogate from a plug's JSON would fail every rendering and export)."""
+    if all(len(v) <= MAX_LABEL and v.isascii() for v in values.values()):
         return values
-    return {k: v[:MAX_LABEL] for k, v in values.items()}
+    return {k: v[:MAX_LABEL].encode("utf-8", "replace").decode("utf-8") for k, v in values.items()}
 
 
 @dataclass(slots=True)

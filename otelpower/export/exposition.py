@@ -17,10 +17,12 @@ import gzip
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 #: value-only changes wait until rendering would use at most 1/COST_FACTOR of a core (~8 s
 #: between renderings at 1k plugs; a Prometheus scrape interval is 15-60 s)
 COST_FACTOR = 10.0
+#: a rendering that keeps failing is logged again after this, with the count
+FAILURE_LOG_EVERY_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,33 @@ class Rendering:
     rendered_at: float  # time.time()
     cost_s: float
     seq: int = 0  # increases with every rendering
+
+
+class IsolatingRegistry(CollectorRegistry):
+    """A registry whose collectors fail alone: one that raises is left out of that
+    rendering (and reported to ``failed``) while the others are rendered."""
+
+    def __init__(self) -> None:
+        super().__init__(auto_describe=True)
+        self._order: list[Collector] = []
+        self.failed: Callable[[Exception], None] = lambda exc: None
+
+    def register(self, collector: Collector) -> None:
+        super().register(collector)
+        self._order.append(collector)
+
+    def unregister(self, collector: Collector) -> None:
+        super().unregister(collector)
+        self._order.remove(collector)
+
+    def collect(self) -> Iterable[Metric]:
+        for collector in list(self._order):
+            try:
+                families = list(collector.collect())
+            except Exception as exc:
+                self.failed(exc)
+                continue
+            yield from families
 
 
 class CachedExposition:
@@ -55,6 +86,11 @@ class CachedExposition:
         self._current: Rendering | None = None
         self._seq = 0
         self._thread: threading.Thread | None = None
+        self.failures = 0  # renderings that raised (otelpower_render_failures_total)
+        self._failure_logged: float | None = None  # monotonic time of the last such line
+        self._failures_logged = 0
+        if isinstance(registry, IsolatingRegistry):
+            registry.failed = self._failed
         self.listeners: list[Callable[[Rendering], None]] = []  # called after each rendering
 
     def start(self) -> None:
@@ -76,12 +112,38 @@ class CachedExposition:
             self._urgent = self._urgent or urgent
             self._wake.notify()
 
-    def current(self) -> Rendering:
+    def current(self) -> Rendering | None:
         """The latest rendering; renders once, in the caller, before the first is ready."""
         rendering = self._current
         return rendering if rendering is not None else self.render()
 
-    def render(self) -> Rendering:
+    def render(self) -> Rendering | None:
+        """Render now; when that fails, the failure is counted and the latest good
+        rendering returned (None before the first)."""
+        try:
+            return self._render()
+        except Exception as exc:  # a failing collector must not end rendering or OTLP
+            self._failed(exc)
+            return self._current
+
+    def _failed(self, exc: Exception) -> None:
+        """One line for the first failure, then one every FAILURE_LOG_EVERY_S with the count."""
+        self.failures += 1
+        now = time.monotonic()
+        if self._failure_logged is not None and now - self._failure_logged < FAILURE_LOG_EVERY_S:
+            return
+        since = self.failures - self._failures_logged
+        self._failure_logged, self._failures_logged = now, self.failures
+        log.warning(
+            "rendering the metrics failed (%s: %s): %d time(s) since the last such line "
+            "(otelpower_render_failures_total); the rest is rendered, or else the last "
+            "good rendering served until it is too old",
+            type(exc).__name__,
+            str(exc)[:200],
+            since,
+        )
+
+    def _render(self) -> Rendering:
         with self._lock:
             started = time.perf_counter()
             body = generate_latest(self._registry)
@@ -102,12 +164,8 @@ class CachedExposition:
                     return
                 self._dirty = False
                 self._urgent = False
-            try:
-                cost = self.render().cost_s
-            except Exception:  # a failing collector must not end rendering for good
-                log.exception("rendering /metrics failed")
-                cost = 0.0
-            self._pace(cost)
+            rendering = self.render()
+            self._pace(0.0 if rendering is None else rendering.cost_s)
 
     def _pace(self, cost: float) -> None:
         """Sleep until the next rendering may start; an urgent change cuts the wait short."""

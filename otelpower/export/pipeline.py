@@ -22,7 +22,7 @@ from prometheus_client.process_collector import ProcessCollector
 from otelpower import __version__
 from otelpower.core.model import SnapshotStore
 from otelpower.export import otelenv
-from otelpower.export.exposition import CachedExposition
+from otelpower.export.exposition import CachedExposition, IsolatingRegistry
 from otelpower.export.httpserver import Health
 from otelpower.export.otlp import otlp_exporter
 from otelpower.export.pullserver import PullServer
@@ -88,7 +88,7 @@ def start_telemetry(
     """Build the provider; ``prometheus_host=None`` disables the pull endpoint, and so does
     OTEL_METRICS_EXPORTER without ``prometheus`` (or OTEL_SDK_DISABLED=true)."""
     env = os.environ if environ is None else environ
-    registry = CollectorRegistry(auto_describe=True)
+    registry = IsolatingRegistry()
     ProcessCollector(registry=registry)
     wanted = otelenv.metrics_exporters(env)
     if wanted is not None and "prometheus" not in wanted:

@@ -22,7 +22,10 @@ class SelfMetrics:
     """Instruments on ``meter``; without a meter every call is a no-op (one-shot commands)."""
 
     def __init__(
-        self, meter: Meter | None = None, exporter_stats: Callable[[], Any] | None = None
+        self,
+        meter: Meter | None = None,
+        exporter_stats: Callable[[], Any] | None = None,
+        render_failures: Callable[[], int] | None = None,
     ) -> None:
         self._last_success: dict[tuple[str, str, str], float] = {}
         self._meter = meter
@@ -51,6 +54,12 @@ class SelfMetrics:
         )
         if exporter_stats is not None:
             self._register_exports(meter, exporter_stats)
+        if render_failures is not None:
+            meter.create_observable_counter(
+                "otelpower_render_failures",
+                callbacks=[lambda _: [Observation(render_failures())]],
+                description="Renderings of /metrics that failed in part or in whole",
+            )
 
     def poll(
         self, protocol: str, device_id: str, device: str, seconds: float, status: DeviceStatus

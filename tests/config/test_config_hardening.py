@@ -87,6 +87,19 @@ def test_label_values_from_a_plug_are_bounded() -> None:
     assert len(snap.labels["device"]) == MAX_LABEL
 
 
+def test_label_values_from_a_plug_are_encodable() -> None:
+    """A lone surrogate in a plug's JSON (``"\\ud83d"``) would fail every rendering."""
+    publisher = Publisher("native", SnapshotStore(), {})
+    snap = publisher.publish(
+        "48:22:54:00:00:01",
+        {"device": "TV \ud83d", "device_id": "48:22:54:00:00:01"},
+        DeviceStatus.OK,
+        who="x",
+        info={"alias": "Lamp \udcff", "model": "P110"},
+    )
+    assert snap.labels["device"] == "TV ?" and snap.info == {"alias": "Lamp ?", "model": "P110"}
+
+
 async def test_no_handshake_material_in_the_log_at_debug(
     simulator, caplog: pytest.LogCaptureFixture
 ) -> None:

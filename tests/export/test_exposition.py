@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator
 
 import pytest
+from opentelemetry.metrics import Observation
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
@@ -181,3 +182,75 @@ async def test_the_endpoint_process_is_started_again_when_it_dies(simulator, cap
             await asyncio.to_thread(wait_for_sync, serving, 30, 0.1)
         assert server._proc.pid != dead and server.port == port
         assert any("exited (code -9)" in r.getMessage() for r in caplog.records)
+
+
+class Failing:
+    """A collector that raises once ``broken`` is set."""
+
+    broken = False
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        if self.broken:
+            raise RuntimeError("disk read failed")
+        yield GaugeMetricFamily("failing_value", "test gauge", value=1.0)
+
+
+def test_a_failing_collector_is_counted_and_the_rest_rendered(caplog) -> None:
+    from otelpower.export.exposition import IsolatingRegistry
+
+    registry = IsolatingRegistry()
+    failing, slow = Failing(), SlowCollector(0.0)
+    registry.register(failing)
+    registry.register(slow)
+    exposition = CachedExposition(registry)
+    failing.broken = True
+    with caplog.at_level("WARNING", logger="otelpower.export.exposition"):
+        for _ in range(3):
+            rendering = exposition.render()
+            assert rendering is not None and b"slow_value 0.0" in rendering.body
+    assert b"failing_value" not in rendering.body
+    assert exposition.failures == 3
+    (line,) = caplog.records  # one line, then counted
+    assert "disk read failed" in line.getMessage() and line.exc_info is None
+
+
+def test_a_rendering_that_fails_whole_keeps_the_last_good_one_and_otlp(caplog) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+
+    from otelpower.export.exposition import IsolatingRegistry
+    from otelpower.export.shared_reader import SharedReader
+
+    class Kept(MetricExporter):
+        def __init__(self) -> None:
+            super().__init__()
+            self.exports = 0
+
+        def export(self, metrics_data, timeout_millis: float = 10_000, **kwargs):
+            self.exports += 1
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs) -> None:
+            return None
+
+    registry, exporter = IsolatingRegistry(), Kept()
+    shared = SharedReader(registry, exporter, 3600)
+    provider = MeterProvider(metric_readers=[shared])
+    label = {"device": "ok"}
+    provider.get_meter("t").create_observable_gauge(
+        "plug_watts", callbacks=[lambda _: [Observation(5.0, label)]]
+    )
+    exposition = CachedExposition(registry)
+    shared.refresh = exposition.render
+    good = exposition.render()
+    assert good is not None and b'plug_watts{device="ok"} 5.0' in good.body
+    label["device"] = "\udcff"  # not encodable: the text of the whole rendering fails
+    with caplog.at_level("WARNING", logger="otelpower.export.exposition"):
+        assert exposition.render() is good
+        assert shared.export_now()  # it renders once more, and OTLP still exports
+    assert exposition.failures == 2 and exporter.exports == 1
+    assert len(caplog.records) == 1
+    provider.shutdown()
