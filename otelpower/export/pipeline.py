@@ -12,21 +12,24 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
 from otelpower import __version__
 from otelpower.core.model import SnapshotStore
-from otelpower.export import otelenv
+from otelpower.export import cardinality, otelenv
 from otelpower.export.exposition import CachedExposition, IsolatingRegistry
 from otelpower.export.httpserver import Health
 from otelpower.export.otlp import otlp_exporter
 from otelpower.export.pullserver import PullServer
-from otelpower.export.shared_reader import SharedReader
+from otelpower.export.shared_reader import (
+    SharedReader,
+    WatchedPeriodicReader,
+    WatchedPrometheusReader,
+)
 from otelpower.export.stale import StaleMarkingExporter
 
 log = logging.getLogger(__name__)
@@ -102,13 +105,17 @@ def start_telemetry(
         reader = (
             None
             if exporter is None
-            else PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)
+            else WatchedPeriodicReader(exporter, export_interval_millis=interval_ms)
         )
     elif exporter is None:
-        reader = PrometheusMetricReader(scope_info_enabled=False, registry=registry)
+        reader = WatchedPrometheusReader(scope_info_enabled=False, registry=registry)
     else:
         reader = shared = SharedReader(registry, exporter, interval_ms / 1000)
-    provider = MeterProvider(resource=resource, metric_readers=[] if reader is None else [reader])
+    provider = MeterProvider(
+        resource=resource,
+        metric_readers=[] if reader is None else [reader],
+        views=cardinality.views(),
+    )
     telemetry = Telemetry(provider, registry, otlp_enabled=exporter is not None, exporter=exporter)
     if prometheus_host is not None:
         server = PullServer(prometheus_host, prometheus_port, telemetry.health, web_config)

@@ -15,13 +15,44 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 from prometheus_client import CollectorRegistry, generate_latest
+
+from otelpower.export.cardinality import OverflowWatch
 
 log = logging.getLogger(__name__)
 
 
-class SharedReader(PrometheusMetricReader):
+class WatchedPrometheusReader(PrometheusMetricReader):
+    """The Prometheus reader, with every collection checked for the overflow series."""
+
+    watch = OverflowWatch()
+
+    def _receive_metrics(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> None:
+        self.watch.check(metrics_data)
+        super()._receive_metrics(metrics_data, timeout_millis, **kwargs)
+
+
+class WatchedPeriodicReader(PeriodicExportingMetricReader):
+    """The OTLP-only reader, likewise."""
+
+    watch = OverflowWatch()
+
+    def _receive_metrics(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> None:
+        self.watch.check(metrics_data)
+        super()._receive_metrics(metrics_data, timeout_millis, **kwargs)
+
+
+class SharedReader(WatchedPrometheusReader):
     def __init__(
         self, registry: CollectorRegistry, exporter: MetricExporter, interval_s: float
     ) -> None:
