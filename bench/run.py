@@ -26,11 +26,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
-from emulator import EmulatorProcess, raise_fd_limit
 from figures import Figure, log, table
 from otlpsink import OtlpSink
 from scrape import body_size, percentile, scrape
 
+from harness.emulator import EmulatorProcess, raise_fd_limit
 from otelpower import app, eventloop
 from otelpower.config import Config, parse_config
 from otelpower.config.yamlsource import YamlDoc

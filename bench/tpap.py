@@ -12,8 +12,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
-from emulator import EmulatorProcess, raise_fd_limit
 from figures import Figure, log
+
+from harness.emulator import EmulatorProcess, raise_fd_limit
 
 PROFILES = {"klap": "p110_klap", "tpap": "p110_tpap"}
 

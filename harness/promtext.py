@@ -33,7 +33,9 @@ def scrape_fresh(telemetry: Telemetry, timeout: float = 5.0) -> Series:
     Renders now, then scrapes until the endpoint serves that rendering or a newer one.
     """
     assert telemetry.exposition is not None and telemetry.prometheus_port is not None
-    seq = telemetry.exposition.render().seq
+    rendering = telemetry.exposition.render()
+    assert rendering is not None, "rendering failed"
+    seq = rendering.seq
     url = f"http://127.0.0.1:{telemetry.prometheus_port}/metrics"
     deadline = time.monotonic() + timeout
     while True:

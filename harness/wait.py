@@ -6,6 +6,7 @@ Never a wait on the clock alone: the timeout only bounds how long a condition ma
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -49,3 +50,26 @@ def wait_for_sync(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not met within {timeout:g}s")
         time.sleep(interval)
+
+
+async def wait_progress(
+    measure: Callable[[], float],
+    target: float,
+    stall_s: float,
+    interval: float = 1.0,
+    what: str = "progress",
+    *,
+    in_thread: bool = False,
+) -> float:
+    """Poll ``measure`` until it reaches ``target``; fail only when it has not grown for
+    ``stall_s``: a busy machine may be slow, but what is measured must not stop."""
+    best, since = -math.inf, time.monotonic()
+    while True:
+        value = await asyncio.to_thread(measure) if in_thread else measure()
+        if value >= target:
+            return value
+        if value > best:
+            best, since = value, time.monotonic()
+        elif time.monotonic() - since > stall_s:
+            raise AssertionError(f"{what}: stuck at {best:g} (of {target:g}) for {stall_s:g}s")
+        await asyncio.sleep(interval)

@@ -13,9 +13,9 @@ bench: setup collector victoria-metrics
 	set -o pipefail; $(BIN)/python bench/run.py $(BENCH_ARGS) | tee $(RUN)/bench.txt
 
 # The long soak (issue 8): the same test as in `make test`, with 2,880 poll cycles (12 hours
-# of operation at the default 15 s interval, run at 0.5 s) over the same 100 plugs.
+# of operation at the default 15 s interval, run at 0.5 s) over the same 300 plugs (in a child process).
 SOAK_CYCLES ?= 2880
-SOAK_PLUGS ?= 100
+SOAK_PLUGS ?= 300
 
 .PHONY: soak
 soak: setup

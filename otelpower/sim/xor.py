@@ -82,6 +82,9 @@ class XorServer:
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except RuntimeError:  # uvloop: the connection was dropped (a reboot) mid-reply
+            if not writer.transport.is_closing():
+                raise
         finally:
             self._writers.discard(writer)
             writer.transport.abort()
