@@ -65,24 +65,28 @@ func duration(key, def string) time.Duration {
 	return d
 }
 
-// maxBytes parses PRW_WAL_MAX_BYTES: bytes, or N% of the filesystem holding dir.
-func maxBytes(spec, dir string) (int64, error) {
+// maxBytes parses PRW_WAL_MAX_BYTES: bytes, or N% of the filesystem holding dir. The result
+// leaves room for the WAL's truncation, which copies the rest of its first segment (up to
+// 20 MiB) before it deletes anything: at most half a small filesystem, else all but 24 MiB.
+func maxBytes(spec, dir string) (n int64, capped bool, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, false, err
+	}
+	size := int64(st.Blocks) * int64(st.Bsize)
 	if pct, ok := strings.CutSuffix(spec, "%"); ok {
 		p, err := strconv.ParseFloat(pct, 64)
 		if err != nil || p <= 0 || p > 95 {
-			return 0, fmt.Errorf("PRW_WAL_MAX_BYTES=%q: a percentage in (0, 95]", spec)
+			return 0, false, fmt.Errorf("PRW_WAL_MAX_BYTES=%q: a percentage in (0, 95]", spec)
 		}
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(dir, &st); err != nil {
-			return 0, err
-		}
-		return int64(float64(st.Blocks) * float64(st.Bsize) * p / 100), nil
+		n = int64(float64(size) * p / 100)
+	} else if n, err = strconv.ParseInt(spec, 10, 64); err != nil || n <= 0 {
+		return 0, false, fmt.Errorf("PRW_WAL_MAX_BYTES=%q: a positive byte count or a percentage", spec)
 	}
-	n, err := strconv.ParseInt(spec, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("PRW_WAL_MAX_BYTES=%q: a positive byte count or a percentage", spec)
+	if limit := size - min(size/2, 24<<20); n > limit {
+		return limit, true, nil
 	}
-	return n, nil
+	return n, false, nil
 }
 
 // walState is what the WAL directory shows: bytes, and the names of its first and last
@@ -360,9 +364,13 @@ func run() error {
 	if err := os.MkdirAll(walParent, 0o750); err != nil {
 		return err
 	}
-	max, err := maxBytes(env("PRW_WAL_MAX_BYTES", "80%"), walParent)
+	max, capped, err := maxBytes(env("PRW_WAL_MAX_BYTES", "80%"), walParent)
 	if err != nil {
 		return err
+	}
+	if capped {
+		log.Printf("otelcol-guard: PRW_WAL_MAX_BYTES lowered to %d bytes: the WAL's"+
+			" truncation needs room of its own on %s", max, walParent)
 	}
 	health := env("HEALTH_ENDPOINT", "127.0.0.1:13133")
 	if strings.HasPrefix(health, "0.0.0.0:") || strings.HasPrefix(health, ":") {
