@@ -7,9 +7,10 @@ at the next one, before anything newer (a receiver keeping the last value, such 
 collector's Prometheus exporter, never goes back in time). Every point is kept: a cumulative
 counter's later point would make up for a lost one, but a gauge needs each point.
 
-Bounded by OTELPOWER_OTLP_RESEND_POINTS data points (default 200,000: at 1,000 plugs about
-13 exports, 3 minutes at a 15 s interval; at 100 plugs half an hour); past the bound the
-oldest batches are dropped and counted (``dropped_points``: otelpower_export_points_dropped).
+Bounded by OTELPOWER_OTLP_RESEND_POINTS data points (default 200,000, about 40 MB at ~200 B a
+point: at 1,000 plugs about 13 exports, 3 minutes at a 15 s interval; at 100 plugs half an
+hour); past the bound the oldest batches are dropped and counted (``dropped_points``:
+otelpower_export_points_dropped).
 """
 
 from __future__ import annotations
