@@ -383,3 +383,27 @@ def test_damaged_wal_is_set_aside_and_the_collector_starts(
     finally:
         col.stop()
     print(f"\ndamaged WAL: set aside, collector healthy after {started:.1f}s")
+
+
+async def test_rolled_during_victoria_metrics_outage_loses_nothing(
+    simulator, victoria_metrics, collector: GuardedCollector, monkeypatch
+):
+    """The backlog in the WAL survives a rollout while VictoriaMetrics is down, and a SIGTERM
+    does not wait for a backend that is not there."""
+    point_otlp_at(collector, monkeypatch)
+    async with otelpower(simulator) as watched:
+        await watched.exports(2, failed=False)
+        await asyncio.to_thread(victoria_metrics.stop)
+        await watched.exports(2, failed=False)  # into the WAL
+        t0 = time.monotonic()
+        code = await asyncio.to_thread(collector.stop)
+        stopped_in = time.monotonic() - t0
+        assert code == 0, collector.log_tail()
+        assert wal_bytes(collector) > 0
+        await watched.exports(2, failed=True)
+        await asyncio.to_thread(collector.start)
+        await watched.exports(2, failed=False)
+        await asyncio.to_thread(victoria_metrics.start)
+        lost = await watched.delivered(victoria_metrics)
+    report("rolled while VictoriaMetrics is down", watched, lost, stopped_in=round(stopped_in, 1))
+    assert lost == 0
