@@ -272,10 +272,10 @@ func (g *guard) healthy() (ready bool, why string) {
 	defer g.mu.Unlock()
 	g.childUp = up
 	switch {
-	case !up:
-		return false, "collector not running or not healthy"
 	case g.refusing:
 		return false, fmt.Sprintf("WAL full (%d bytes, bound %d): refusing new data", g.wal.bytes, g.max)
+	case !up:
+		return false, "collector not running or not healthy"
 	}
 	return true, ""
 }
@@ -312,6 +312,7 @@ func (g *guard) serve(addr string) error {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		g.healthy() // otelcol_guard_collector_up as of now
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		age := 0.0

@@ -327,6 +327,12 @@ async def test_full_wal_refuses_then_recovers_without_loss(
             )
             assert col.guard_get("/ready")[0] == 503
             assert "WAL full" in col.guard_get("/")[1]
+            await wait_for(  # the collector is back, without its receivers
+                lambda: col.guard_metrics().get("otelcol_guard_collector_up") == 1,
+                20,
+                interval=0.2,
+                in_thread=True,
+            )
             await watched.exports(2, failed=True)  # refused: otelpower keeps it
             assert watched.exporter.resend.buffered_points > 0
             await asyncio.to_thread(victoria_metrics.start)
