@@ -260,9 +260,9 @@ async def test_victoria_metrics_outage_loses_nothing_and_health_says_so(
         )
         lost = await watched.delivered(victoria_metrics)
     per_point = grown / max(1, n * points)
-    # the documented buffer: PRW_WAL_MAX_BYTES 80% of the 1 Gi PVC, 1,000 plugs like these,
+    # the documented buffer: PRW_WAL_MAX_BYTES 80% of the 2 Gi PVC, 1,000 plugs like these,
     # their points every 15 s
-    bound = 0.8 * 2**30
+    bound = 0.8 * 2 * 2**30
     hour_at_1000 = per_point * points / 2 * 1000 * 240
     report(
         "VictoriaMetrics down",
