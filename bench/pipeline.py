@@ -3,7 +3,7 @@
 ``bench_stale``: one emulated P110 (KLAP) plug served in this process -> an ``otelpower run``
 process (``python -m otelpower.cli``; poll interval 1 s, poll timeout 2 s, backoff_max 1 s,
 OTLP/gRPC export interval 1 s, stale markers on) -> build/otelcol-otelpower on
-collector-config/config.yaml (harness/backends.py COLLECTOR_TEST_ENV: batch 200 ms, WAL flush
+collector-config/config.yaml (harness/backends.py COLLECTOR_TEST_ENV: WAL flush
 200 ms) -> VictoriaMetrics (``-search.latencyOffset=1s``, cache off). The plug goes offline
 (``Fault.OFFLINE``: sockets closed; python-kasa retries the refused KLAP connection, so the poll
 fails only at the 2 s poll timeout, as with a real plug that stops answering); we time until

@@ -7,8 +7,10 @@ take either down for an outage and bring it back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -21,11 +23,11 @@ from harness.processes import ROOT, Process, http_get
 
 COLLECTOR_BINARY = Path(os.environ.get("OTELCOL_BINARY", ROOT / "build" / "otelcol-otelpower"))
 COLLECTOR_CONFIG = ROOT / "collector-config" / "config.yaml"
+GUARD_BINARY = Path(os.environ.get("OTELCOL_GUARD_BINARY", ROOT / "build" / "otelcol-guard"))
 VM_BINARY = Path(os.environ.get("VICTORIA_METRICS_BINARY", "/usr/bin/victoria-metrics"))
 PROMETHEUS_BINARY = Path(os.environ.get("PROMETHEUS_BINARY", "/usr/bin/prometheus"))
-# Collector settings for tests: short batch and WAL flush, fast retries after an outage.
+# Collector settings for tests: short WAL flush, fast retries after an outage.
 COLLECTOR_TEST_ENV = {
-    "BATCH_TIMEOUT": "200ms",
     "PRW_WAL_FLUSH": "200ms",
     "PRW_RETRY_MAX_INTERVAL": "1s",
     "PROM_METRIC_EXPIRATION": "5m",
@@ -249,3 +251,96 @@ class Collector(Process):
             timeout=60,
             check=False,
         )
+
+
+class GuardedCollector(Collector):
+    """The collector run by build/otelcol-guard, as the image runs it (collector-config/guard).
+
+    ``stop()`` stops the guard (which stops the collector); ``kill()`` SIGKILLs both;
+    ``kill_collector()`` SIGKILLs only the collector, which the guard then starts again.
+    ``wrap`` prefixes the command (e.g. ``unshare`` for a small filesystem of its own).
+    """
+
+    name = "otelcol-guard"
+
+    def __init__(
+        self,
+        tmp: Path,
+        remote_write_url: str,
+        *,
+        guard: Path = GUARD_BINARY,
+        wrap: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(tmp, remote_write_url, **kwargs)
+        self.guard = guard
+        self.wrap = wrap or []
+        self.guard_port = free_port()
+        self.env["GUARD_HEALTH_ENDPOINT"] = f"127.0.0.1:{self.guard_port}"
+
+    def command(self) -> list[str]:
+        return [*self.wrap, str(self.guard), *super().command()]
+
+    def guard_get(self, path: str) -> tuple[int, str]:
+        try:
+            status, body = http_get(f"http://127.0.0.1:{self.guard_port}{path}", timeout=2)
+        except OSError as e:
+            return 0, str(e)
+        return status, body.decode()
+
+    def guard_metrics(self) -> dict[str, float]:
+        """otelcol-guard's /metrics as {name: value}."""
+        status, text = self.guard_get("/metrics")
+        if status != 200:
+            return {}
+        return {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
+
+    def collector_pid(self) -> int | None:
+        """The collector's pid: the guard's child (found through /proc)."""
+        if self.proc is None:
+            return None
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) == self.proc.pid and cmdline[0].endswith(self.binary.name.encode()):
+                return int(entry.name)
+        return None
+
+    def kill_collector(self) -> int:
+        pid = self.collector_pid()
+        assert pid is not None, "no collector under the guard"
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self, grace: float = 30.0) -> int | None:
+        """SIGTERM to the guard (it stops the collector), SIGKILL to both after ``grace``."""
+        if self.proc is None:
+            return None
+        group = self.proc.pid  # start_new_session: the guard leads the group
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(grace)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)  # whatever is left of the group
+        self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code

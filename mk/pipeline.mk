@@ -2,7 +2,9 @@
 # Included by the main Makefile (`include mk/pipeline.mk`); it uses BIN, RUN, TOOLS and the
 # `setup` target from there, with fallbacks so that it also reads on its own.
 #
-#   make collector           ocb v$(OCB_VERSION) -> .tools/bin/builder, then build/otelcol-otelpower
+#   make collector           ocb v$(OCB_VERSION) -> .tools/bin/builder, then build/otelcol-otelpower,
+#                            and build/otelcol-guard (collector-config/guard: the entrypoint
+#                            that bounds the WAL and sets a damaged one aside; Go stdlib only)
 #   make victoria-metrics    Debian's victoria-metrics (apt-get, as root) when it is missing
 #   make prometheus          Debian's prometheus, the same way (the tests' second backend)
 #   make collector-validate  otelcol validate on collector-config/config.yaml
@@ -26,6 +28,8 @@ COLLECTOR_MANIFEST := collector-config/builder-config.yaml
 COLLECTOR_CONFIG := collector-config/config.yaml
 COLLECTOR_SRC := build/otelcol-otelpower-src
 COLLECTOR := build/otelcol-otelpower
+GUARD := build/otelcol-guard
+GUARD_SRC := collector-config/guard
 VICTORIA_METRICS ?= /usr/bin/victoria-metrics
 PROMETHEUS ?= /usr/bin/prometheus
 
@@ -45,7 +49,11 @@ $(COLLECTOR): $(COLLECTOR_MANIFEST) $(OCB_STAMP)
 	$(OCB) --config $(COLLECTOR_MANIFEST)
 	install -m 0755 $(COLLECTOR_SRC)/otelcol-otelpower $@
 
-collector: $(COLLECTOR)
+$(GUARD): $(GUARD_SRC)/main.go $(GUARD_SRC)/go.mod
+	@mkdir -p $(dir $@)
+	cd $(GUARD_SRC) && CGO_ENABLED=0 $(GO) build -trimpath -o $(abspath $@) .
+
+collector: $(COLLECTOR) $(GUARD)
 
 # Debian's packages for the test backends: victoria-metrics (1.79.x) and prometheus (2.42),
 # installed with apt-get as root when missing. Each also installs a systemd unit; on a host

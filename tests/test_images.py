@@ -232,9 +232,10 @@ def test_collector_builder_matches_the_local_build(collector_stages):
 def test_collector_final_stage(collector_stages):
     final = collector_stages[-1]
     assert final.last("USER") == "65532:65532"
-    assert json.loads(final.last("ENTRYPOINT")) == ["/otelcol-otelpower"]
+    # otelcol-guard (collector-config/guard) runs the collector and keeps its WAL recoverable
+    assert json.loads(final.last("ENTRYPOINT")) == ["/otelcol-guard", "/otelcol-otelpower"]
     assert json.loads(final.last("CMD")) == ["--config", "/etc/otelcol/config.yaml"]
-    assert set(final.last("EXPOSE").split()) == {"4317", "4318", "8889", "13133"}
+    assert set(final.last("EXPOSE").split()) == {"4317", "4318", "8889", "13133", "13134"}
     assert "collector-config/config.yaml /etc/otelcol/config.yaml" in final.args("COPY")
     assert not final.args("RUN")  # distroless: no shell
 

@@ -194,9 +194,10 @@ async def test_collector_image_validates_and_answers_its_health_check(container)
         "/etc/otelcol/config.yaml",
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    ports = {k: free_port() for k in ("HEALTH", "GRPC", "HTTP", "PROM", "SELF")}
+    ports = {k: free_port() for k in ("HEALTH", "GUARD", "GRPC", "HTTP", "PROM", "SELF")}
     env = {
         "HEALTH_ENDPOINT": f"127.0.0.1:{ports['HEALTH']}",
+        "GUARD_HEALTH_ENDPOINT": f"127.0.0.1:{ports['GUARD']}",
         "OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['GRPC']}",
         "OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['HTTP']}",
         "PROM_EXPORTER_ENDPOINT": f"127.0.0.1:{ports['PROM']}",
@@ -219,6 +220,7 @@ async def test_collector_image_validates_and_answers_its_health_check(container)
     except AssertionError:
         pytest.fail(f"the collector's health check does not answer; its log:\n{c.stop()[1]}")
     assert http(f"http://127.0.0.1:{ports['PROM']}/metrics")[0] == 200
+    assert http(f"http://127.0.0.1:{ports['GUARD']}/ready")[0] == 200  # otelcol-guard
     code, logs = c.stop()
     assert code == 0, logs
 

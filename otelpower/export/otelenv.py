@@ -70,6 +70,9 @@ def problems(environ: Mapping[str, str]) -> list[str]:
     for name in _SECONDS:
         if name in environ and not _positive(environ[name], integer=False):
             bad(name, "must be a number of seconds > 0")
+    name = "OTELPOWER_OTLP_RESEND_POINTS"
+    if name in environ and not (environ[name].strip().isdigit() or not environ[name].strip()):
+        bad(name, "must be a whole number of data points (0: no resend buffer)")
     return out
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from opentelemetry.sdk.metrics.export import MetricExporter
 
-from otelpower.export import otelenv
+from otelpower.export import otelenv, resend
 from otelpower.export.stale import StaleMarkingExporter, flag_markers
 
 #: the SDK exporters' loggers: an ERROR and a WARNING per failed export while the collector is
@@ -49,7 +49,8 @@ def otlp_exporter(
 
     ``wanted`` (from OTEL_METRICS_EXPORTER): None exports when an endpoint is set, True always
     (the SDK's default endpoint when none is set), False never. Vanished series get stale
-    markers (see otelpower.export.stale) unless ``OTELPOWER_STALE_MARKERS=false``.
+    markers (see otelpower.export.stale) unless ``OTELPOWER_STALE_MARKERS=false``; a batch
+    the collector did not take is sent again (otelpower.export.resend).
     """
     endpoint = environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or environ.get(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -88,7 +89,7 @@ def otlp_exporter(
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use grpc or http/protobuf)"
         )
     return StaleMarkingExporter(
-        exporter,
+        resend.ResendingExporter(exporter, resend.max_points(environ)),
         markers=otelenv.stale_markers(environ),
         target=endpoint or f"the SDK's default endpoint ({protocol})",
         reason=_REASONS.take,

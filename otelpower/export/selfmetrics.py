@@ -106,3 +106,24 @@ class SelfMetrics:
             callbacks=[markers],
             description="Stale markers delivered for vanished series",
         )
+
+        def dropped(_: CallbackOptions) -> Iterable[Observation]:
+            if (buffer := getattr(stats(), "resend", None)) is not None:
+                yield Observation(buffer.dropped_points)
+
+        def buffered(_: CallbackOptions) -> Iterable[Observation]:
+            if (buffer := getattr(stats(), "resend", None)) is not None:
+                yield Observation(buffer.buffered_points)
+
+        meter.create_observable_counter(
+            "otelpower_export_points_dropped",
+            callbacks=[dropped],
+            description="OTLP data points dropped unsent, oldest first, at the resend buffer's"
+            " bound (OTELPOWER_OTLP_RESEND_POINTS)",
+        )
+        meter.create_observable_gauge(
+            "otelpower_export_buffered_points",
+            callbacks=[buffered],
+            description="OTLP data points waiting in the resend buffer (the collector did not"
+            " take them yet)",
+        )

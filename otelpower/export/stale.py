@@ -38,6 +38,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from otelpower.export.resend import ResendingExporter
+
 log = logging.getLogger(__name__)
 
 _NO_RECORDED_VALUE = DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
@@ -221,6 +223,11 @@ class StaleMarkingExporter(MetricExporter):
                 # the backend may have missed these too: mark them if they vanish later
                 self._live = {**self._live, **current}
             return result
+
+    @property
+    def resend(self) -> ResendingExporter | None:
+        """The resend buffer under this exporter, if any (its counts are self-metrics)."""
+        return self._inner if isinstance(self._inner, ResendingExporter) else None
 
     def _count(self, result: MetricExportResult) -> None:
         reason = self._reason()  # what the SDK said during this export, if anything

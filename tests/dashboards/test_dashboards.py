@@ -31,6 +31,13 @@ ALERTS = {
     "MatterServerDisconnected",
     "PlugAuthFailure",
     "NativeMatterDisagreement",
+    "CollectorRemoteWriteFailing",
+    "CollectorWALFilling",
+    "CollectorRefusingData",
+    "CollectorWALSetAside",
+    "CollectorSendFailed",
+    "OtelpowerExportBacklog",
+    "OtelpowerExportDropping",
 }
 
 

@@ -175,6 +175,13 @@ QUIET: dict[str, set[str]] = {
     "ReaderDown": set(),
     "ReaderDown#2": set(),
     "MatterServerDisconnected": set(),
+    "CollectorRemoteWriteFailing": set(),
+    "CollectorWALFilling": set(),
+    "CollectorRefusingData": set(),
+    "CollectorWALSetAside": set(),
+    "CollectorSendFailed": set(),
+    "OtelpowerExportBacklog": set(),
+    "OtelpowerExportDropping": set(),
 }
 
 

@@ -236,9 +236,12 @@ def test_probes_hit_the_real_endpoints(renders: dict[str, list[dict]]) -> None:
         assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert {p["containerPort"] for p in c["ports"]} == {9464}
     c = _container(_named(objs, "Deployment", "otelcol"))
-    assert {p["name"]: p["containerPort"] for p in c["ports"]}["health"] == 13133
-    for probe in ("livenessProbe", "readinessProbe"):
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports["health"] == 13133 and ports["guard"] == 13134
+    for probe in ("startupProbe", "livenessProbe"):
         assert c[probe]["httpGet"]["port"] in ("health", 13133)
+    # otelcol-guard: not ready while the WAL is full (its / fails for remote write too)
+    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "guard"}
     c = _container(_named(renders["matter-server"], "Deployment", "matter-server"))
     assert c["readinessProbe"]["httpGet"] == {"path": "/info", "port": "ws"}
 
@@ -293,7 +296,7 @@ def test_network_policies_allow_what_is_needed(renders: dict[str, list[dict]]) -
     assert _ports(matter["egress"]) == {("UDP", 53), ("TCP", 53), ("TCP", 4317), ("TCP", 5580)}
 
     col = _named(objs, "NetworkPolicy", "otelcol")["spec"]
-    assert _ports(col["ingress"]) == {("TCP", 4317), ("TCP", 4318), ("TCP", 8889), ("TCP", 13133)}
+    assert _ports(col["ingress"]) == {("TCP", p) for p in (4317, 4318, 8888, 8889, 13133, 13134)}
     assert _ports(col["egress"]) == {("UDP", 53), ("TCP", 53), ("TCP", 8428)}
     otlp_from = col["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
     for exporter in EXPORTERS:
@@ -356,7 +359,25 @@ def test_otlp_is_on_exactly_with_the_otlp_component(
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
             }
             ports = {p["port"] for p in _named(objs, "Service", "otelcol")["spec"]["ports"]}
-            assert {4317, 4318, 8889, 13133} <= ports
+            assert {4317, 4318, 8888, 8889, 13133, 13134} <= ports
+
+
+def test_collector_telemetry_is_scraped(renders: dict[str, list[dict]]) -> None:
+    """otelcol_* (8888) and otelcol_guard_* (13134), which the otelpower.delivery alerts use;
+    not 8889 (the received series, remote-written already)."""
+    for name, objs in renders.items():
+        if "otelcol" not in _names(objs):
+            continue
+        (sm,) = [o for o in _of(objs, "ServiceMonitor") if o["metadata"]["name"] == "otelcol"]
+        svc = _named(objs, "Service", "otelcol")
+        assert _subset(sm["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"])
+        by_name = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+        assert {by_name[e["port"]] for e in sm["spec"]["endpoints"]} == {8888, 13134}, name
+        c = _container(_named(objs, "Deployment", "otelcol"))
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["OTELCOL_METRICS_HOST"] == "0.0.0.0", name
+        assert env["GUARD_HEALTH_ENDPOINT"] == "0.0.0.0:13134", name
+        assert env["PRW_WAL_MAX_BYTES"].endswith("%"), name
 
 
 def _scrape_targets_resolve(objs: list[dict], kind: str) -> dict[str, dict]:
@@ -364,6 +385,8 @@ def _scrape_targets_resolve(objs: list[dict], kind: str) -> dict[str, dict]:
     services = _of(objs, "Service")
     out = {}
     for sm in _of(objs, kind):
+        if sm["metadata"]["labels"].get("app.kubernetes.io/component") == "collector":
+            continue  # the collector's own telemetry (test_collector_telemetry_is_scraped)
         selected = [
             s
             for s in services

@@ -31,7 +31,7 @@ EXTRA_LABELS = {  # labels some metrics add to the contract set
     "tplink_native_device_info": {"model", "firmware", "transport", "alias"},
     "tplink_native_device_status": {"status"},
 }
-# Collector (batch 200 ms, WAL flush 200 ms) and VictoriaMetrics (latency offset 1 s) add
+# Collector (WAL flush 200 ms) and VictoriaMetrics (latency offset 1 s) add
 # this much to the two export intervals a value may wait for in the SDK.
 PIPELINE_LATENCY_S = 2.0
 
@@ -183,6 +183,6 @@ def test_validate_real_config(collector_binary, tmp_path) -> None:
 def test_validate_rejects_a_broken_config(collector_binary, tmp_path) -> None:
     """validate really checks: a bad value in the same file fails it."""
     col = Collector(tmp_path, "http://127.0.0.1:1/api/v1/write", binary=collector_binary)
-    col.env["BATCH_TIMEOUT"] = "not-a-duration"
+    col.env["PRW_WAL_FLUSH"] = "not-a-duration"
     result = col.validate()
     assert result.returncode != 0

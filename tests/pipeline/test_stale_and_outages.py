@@ -19,7 +19,6 @@ from tests.conftest import make_config
 PROFILES = {p.stem: p for p in builtin_profiles()}
 POWER = "tplink_native_power_watts"
 POLL_S = 0.5
-BATCH_S = 0.2  # the collector fixture's batch timeout
 VM_OFFSET_S = 1.0  # the VictoriaMetrics fixture's -search.latencyOffset
 
 
@@ -51,7 +50,7 @@ async def offline_scenario(simulator, vm: VictoriaMetrics, export_s: float) -> t
         )
         victim.fault = Fault.OFFLINE
         t0 = time.monotonic()
-        bound = POLL_S + export_s + BATCH_S + VM_OFFSET_S + 1.0  # +1 s: WAL flush, scheduling
+        bound = POLL_S + export_s + VM_OFFSET_S + 1.0  # +1 s: WAL flush, scheduling
         try:
             await wait_for(
                 lambda: not power_now(vm, victim.mac), bound, interval=0.2, in_thread=True

@@ -1,0 +1,3 @@
+module github.com/otelpower/otelcol-guard
+
+go 1.24
