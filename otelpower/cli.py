@@ -17,7 +17,7 @@ from pathlib import Path
 from otelpower import __version__, cliargs, eventloop
 from otelpower.config import Config, ConfigError, load_config
 from otelpower.config.sharding import parse_shard
-from otelpower.export import otelenv, webconfig
+from otelpower.export import cardinality, otelenv, webconfig
 from otelpower.export.pullserver import PullServerError
 from otelpower.readers import registry
 from otelpower.readers.base import Command, ReaderSpec
@@ -262,6 +262,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
         + f"; poll every {config.poll_interval:g}s,"
         f" Prometheus on {config.prometheus_host}:{config.prometheus_port}"
     )
+    per_process = len(config.devices) // (config.shard.count if config.shard else 1)
+    if per_process > cardinality.DEVICES_AT_LIMIT:
+        print(
+            f"warning: {per_process} devices per process: past about"
+            f" {cardinality.DEVICES_AT_LIMIT} that each go through every status, a metric"
+            f" reaches its limit of {cardinality.LIMIT} series and new ones are lost;"
+            " split them with --shard i/N",
+            file=sys.stderr,
+        )
     return 0
 
 

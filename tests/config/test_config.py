@@ -275,3 +275,18 @@ def test_run_flag_with_a_bad_value(tmp_path: Path, capsys: pytest.CaptureFixture
         err
         == "error: --matter-server: must be a ws:// or wss:// URL, got 'http://matter:5580/ws'\n"
     )
+
+
+def test_check_warns_when_one_process_would_reach_the_series_limit(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    from otelpower.cli import main
+    from otelpower.export import cardinality
+
+    path = str(write(tmp_path, GOOD))
+    assert main(["check", path]) == 0
+    assert "warning" not in capsys.readouterr().err
+    monkeypatch.setattr(cardinality, "DEVICES_AT_LIMIT", 0)
+    assert main(["check", path]) == 0
+    err = capsys.readouterr().err
+    assert "reaches its limit of 250000 series" in err and "--shard" in err
