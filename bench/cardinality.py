@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
-from figures import Figure, log, table
+from figures import Figure, log, report
 
 from harness.fleet import HISTORY, Fleet
 from otelpower.core.model import DeviceStatus
@@ -71,9 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=10_000)
     args = parser.parse_args(argv)
     figures = bench_cardinality(args.devices)
-    print(table(figures))
-    for fig in figures:
-        print(fig.json())
+    report(figures)
     return 0
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
-from figures import Figure, log, table
+from figures import Figure, log, report
 from scrape import percentile, scrape
 
 from otelpower.export.exposition import Rendering
@@ -108,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scrapes", type=int, default=200)
     args = parser.parse_args(argv)
     figures = bench_endpoint(args.clients, args.scrapes)
-    print(table(figures))
-    for fig in figures:
-        print(fig.json())
+    report(figures)
     return 0
 
 

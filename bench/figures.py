@@ -37,3 +37,10 @@ def table(figures: list[Figure]) -> str:
         cells = [c.rjust(w) if i == 1 else c.ljust(w) for i, (c, w) in pairs]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def report(figures: list[Figure]) -> None:
+    """The table, then one JSON line per figure, on stdout."""
+    print(table(figures))
+    for fig in figures:
+        print(fig.json())

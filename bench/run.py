@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
-from figures import Figure, log, table
+from figures import Figure, log, report
 from otlpsink import OtlpSink
 from scrape import body_size, percentile, scrape
 
@@ -298,9 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)
     raise_fd_limit()
     figures = eventloop.run(main_async(args))
-    print(table(figures))
-    for fig in figures:
-        print(fig.json())
+    report(figures)
     return 0
 
 

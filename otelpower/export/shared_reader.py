@@ -28,8 +28,8 @@ from otelpower.export.cardinality import OverflowWatch
 log = logging.getLogger(__name__)
 
 
-class WatchedPrometheusReader(PrometheusMetricReader):
-    """The Prometheus reader, with every collection checked for the overflow series."""
+class _Watched:
+    """Every collection a reader receives checked for the SDK's overflow series."""
 
     watch = OverflowWatch()
 
@@ -37,19 +37,15 @@ class WatchedPrometheusReader(PrometheusMetricReader):
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> None:
         self.watch.check(metrics_data)
-        super()._receive_metrics(metrics_data, timeout_millis, **kwargs)
+        super()._receive_metrics(metrics_data, timeout_millis, **kwargs)  # type: ignore[misc]
 
 
-class WatchedPeriodicReader(PeriodicExportingMetricReader):
-    """The OTLP-only reader, likewise."""
+class WatchedPrometheusReader(_Watched, PrometheusMetricReader):
+    """The Prometheus reader, watched."""
 
-    watch = OverflowWatch()
 
-    def _receive_metrics(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> None:
-        self.watch.check(metrics_data)
-        super()._receive_metrics(metrics_data, timeout_millis, **kwargs)
+class WatchedPeriodicReader(_Watched, PeriodicExportingMetricReader):
+    """The OTLP-only reader, watched."""
 
 
 class SharedReader(WatchedPrometheusReader):
