@@ -88,10 +88,10 @@ class Health:
             return False, f"event loop stalled for {age:.0f}s"
         return True, "ok"
 
-    def readiness(self) -> tuple[bool, str]:
+    def readiness(self, rendering: Rendering | None = None) -> tuple[bool, str]:
         if not self.ready:
             return False, "readers not started"
-        return (False, why) if (why := self.stale()) else (True, "ok")
+        return (False, why) if (why := self.stale(rendering)) else (True, "ok")
 
     def stale(self, rendering: Rendering | None = None) -> str | None:
         """Why the values must not be served (the main process stalled), or None."""
@@ -221,7 +221,10 @@ class Endpoint:
         if path == "/":
             return Response("200 OK", "text/html; charset=utf-8", LANDING_PAGE)
         if path in ("/healthz", "/readyz"):
-            ok, text = self.health.live() if path == "/healthz" else self.health.readiness()
+            if path == "/healthz":
+                ok, text = self.health.live()
+            else:
+                ok, text = self.health.readiness(self.source.current())
             status = "200 OK" if ok else "503 Service Unavailable"
             return Response(status, _TEXT, text.encode() + b"\n")
         if path != "/metrics":
