@@ -22,21 +22,15 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from figures import Figure, log, report
 
 from harness.fleet import HISTORY, Fleet
+from harness.procstat import rss_mb
 from otelpower.core.model import DeviceStatus
 from otelpower.export import cardinality
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _run(n: int, history: bool) -> tuple[float, float]:
     """RSS growth (MB) over building and running the fleet, and its last collection (s)."""
     gc.collect()
-    before = _rss_mb()
+    before = rss_mb()
     fleet = Fleet(n, views=cardinality.views())
     statuses = HISTORY if history else [DeviceStatus.OK] * len(HISTORY)
     for status in statuses:
@@ -44,7 +38,7 @@ def _run(n: int, history: bool) -> tuple[float, float]:
         fleet.round(status)
         last = time.perf_counter() - started
     gc.collect()
-    return _rss_mb() - before, last
+    return rss_mb() - before, last
 
 
 def bench_cardinality(n: int) -> list[Figure]:

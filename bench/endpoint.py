@@ -11,7 +11,6 @@ nothing, a third send half a request head, a third ask for /metrics and never re
 from __future__ import annotations
 
 import argparse
-import gzip
 import socket
 import sys
 import time
@@ -25,22 +24,10 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from figures import Figure, log, report
 from scrape import percentile, scrape
 
-from otelpower.export.exposition import Rendering
+from harness.procstat import rss_mb
+from harness.renderings import BODY, rendering
 from otelpower.export.httpserver import Health, fd_limit
 from otelpower.export.pullserver import PullServer
-
-BODY = b"".join(
-    b'tplink_native_power_watts{device="plug-%d",device_id="48:22:54:00:%02x:%02x"} %d.5\n'
-    % (i, i // 256 % 256, i % 256, i)
-    for i in range(12_000)
-)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _open(port: int, clients: int) -> list[socket.socket]:
@@ -63,7 +50,7 @@ def bench_endpoint(clients: int, scrapes: int) -> list[Figure]:
     fd_limit()  # the clients' sockets are ours
     server = PullServer("127.0.0.1", 0, Health(ready=True))
     port = server.start()
-    server.publish(Rendering(BODY, gzip.compress(BODY, 1), time.time(), 0.01, 1))
+    server.publish(rendering())
     assert server._proc is not None
     pid, url = server._proc.pid, f"http://127.0.0.1:{port}/metrics"
     figures: list[Figure] = []

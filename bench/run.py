@@ -31,6 +31,7 @@ from otlpsink import OtlpSink
 from scrape import body_size, percentile, scrape
 
 from harness.emulator import EmulatorProcess, raise_fd_limit
+from harness.procstat import rss_mb
 from otelpower import app, eventloop
 from otelpower.config import Config, parse_config
 from otelpower.config.yamlsource import YamlDoc
@@ -51,11 +52,6 @@ def make_config(data: dict[str, Any], **poll: Any) -> Config:
 
 def not_ok(reader: NativeReader) -> int:
     return sum(1 for snap in reader.store.all() if snap.status is not DeviceStatus.OK)
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def slope_per_min(samples: list[tuple[float, float]]) -> float:

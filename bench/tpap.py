@@ -23,8 +23,9 @@ def _one_transport(name: str, n: int, latency_s: float) -> dict[str, float]:
     """Login cycle, then three poll cycles, of N plugs of one transport (fresh process)."""
     raise_fd_limit()
     logging.basicConfig(level=logging.ERROR)
-    from run import make_config, not_ok, rss_mb
+    from run import make_config, not_ok
 
+    from harness.procstat import rss_mb
     from otelpower import eventloop
     from otelpower.readers.native.reader import NativeReader
 

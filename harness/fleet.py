@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics.view import View
 
 from otelpower.core import quantities as q
 from otelpower.core.model import DeviceSnapshot, DeviceStatus, Reading, SnapshotStore
+from otelpower.export import collected
 from otelpower.export.instruments import register_device_metrics
 from otelpower.export.selfmetrics import SelfMetrics
 
@@ -66,9 +67,7 @@ def points(data: MetricsData, name: str) -> list[dict]:
     """The attribute sets of ``name``'s points in one collection."""
     return [
         dict(p.attributes or {})
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for m in sm.metrics
+        for m in collected.metrics(data)
         if m.name == name
         for p in m.data.data_points
     ]

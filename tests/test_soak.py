@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import resource
 import socket
 import statistics
 import threading
@@ -28,6 +27,7 @@ import time
 import pytest
 
 from harness.emulator import EmulatorProcess, raise_fd_limit
+from harness.procstat import rss_mb
 from harness.promtext import find, scrape_fresh
 from harness.wait import wait_progress
 from otelpower import app
@@ -46,11 +46,6 @@ LEAK_MB = 15.0
 
 MIX = ["p110_klap"] * 4 + ["p110_aes", "kp115_xor", "hs300_xor", "p304m_klap", "p110_tpap"]
 MIX += ["ep25_klap"]
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def usage() -> dict[str, float]:

@@ -17,6 +17,8 @@ import logging
 from opentelemetry.sdk.metrics.export import MetricsData
 from opentelemetry.sdk.metrics.view import View
 
+from otelpower.export import collected
+
 log = logging.getLogger(__name__)
 
 #: attribute sets per instrument and process; shard (``--shard i/N``) beyond it
@@ -42,20 +44,17 @@ class OverflowWatch:
     def check(self, data: MetricsData | None) -> None:
         if data is None:
             return
-        for rm in data.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name in self.overflowed:
-                        continue
-                    points = metric.data.data_points
-                    if any(_OVERFLOW in (p.attributes or ()) for p in points):
-                        self.overflowed.add(metric.name)
-                        log.error(
-                            "%s reached %d series in this process (every label set it ever"
-                            " had: devices x statuses, outlets, renames): new series are"
-                            ' folded into one otel_metric_overflow="true" series and their'
-                            " devices lost from it; split the plugs with --shard i/N, or"
-                            " restart to forget series of the past",
-                            metric.name,
-                            self.limit,
-                        )
+        for metric in collected.metrics(data):
+            if metric.name in self.overflowed:
+                continue
+            if any(_OVERFLOW in (p.attributes or ()) for p in metric.data.data_points):
+                self.overflowed.add(metric.name)
+                log.error(
+                    "%s reached %d series in this process (every label set it ever had:"
+                    " devices x statuses, outlets, renames): new series are folded into one"
+                    ' otel_metric_overflow="true" series and their devices lost from it;'
+                    " split the plugs with --shard i/N, or restart to forget series of the"
+                    " past",
+                    metric.name,
+                    self.limit,
+                )

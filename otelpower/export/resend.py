@@ -24,6 +24,8 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 
+from otelpower.export import collected
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_POINTS = 200_000
@@ -37,12 +39,7 @@ def max_points(environ: Mapping[str, str]) -> int:
 
 
 def count_points(data: MetricsData) -> int:
-    return sum(
-        len(metric.data.data_points)
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for metric in sm.metrics
-    )
+    return sum(len(metric.data.data_points) for metric in collected.metrics(data))
 
 
 class ResendingExporter(MetricExporter):

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,23 +20,12 @@ import yaml
 
 from harness.ports import free_port
 from harness.processes import cli_process
+from harness.procstat import rss_mb
+from harness.renderings import BODY, rendering
 from harness.wait import wait_for, wait_for_sync
 from otelpower.export.exposition import Rendering
 from otelpower.export.httpserver import Health, Limits, serve
 from otelpower.export.pullserver import PullServer
-
-#: about what 1,000 plugs render to (bench/README.md)
-BODY = b"".join(
-    b'tplink_native_power_watts{device="plug-%d",device_id="48:22:54:00:%02x:%02x"} %d.5\n'
-    % (i, i // 256 % 256, i % 256, i)
-    for i in range(12_000)
-)
-
-
-def rendering(seq: int = 1) -> Rendering:
-    import gzip
-
-    return Rendering(BODY, gzip.compress(BODY, 1), time.time(), 0.01, seq)
 
 
 def scrape(port: int, path: str = "/metrics", timeout: float = 10.0) -> tuple[int, bytes]:
@@ -46,13 +34,6 @@ def scrape(port: int, path: str = "/metrics", timeout: float = 10.0) -> tuple[in
             return resp.status, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 @pytest.fixture
@@ -80,7 +61,7 @@ def test_scrapes_work_while_500_clients_are_slow_or_stuck(endpoint) -> None:
     assert server._proc is not None
     pid, port = server._proc.pid, server.port
     assert scrape(port) == (200, BODY)
-    before = rss_kb(pid)
+    before = rss_mb(pid)
     clients = (
         [_connect(port) for _ in range(200)]  # connected, never a byte
         + [_connect(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n") for _ in range(150)]
@@ -94,7 +75,7 @@ def test_scrapes_work_while_500_clients_are_slow_or_stuck(endpoint) -> None:
         wait_for_sync(lambda: scrape(port)[0] == 200, 10, 0.05)
         for _ in range(20):
             assert scrape(port) == (200, BODY)
-        grown_mb = (rss_kb(pid) - before) / 1024
+        grown_mb = rss_mb(pid) - before
         # the stuck clients share the bodies (a copy each would be ~150 MB)
         assert grown_mb < 40, f"the endpoint grew by {grown_mb:.0f} MB"
     finally:

@@ -83,13 +83,23 @@ def collector(
         col.stop()
 
 
-@pytest.fixture
-def otlp_env(collector: Collector, monkeypatch: pytest.MonkeyPatch) -> float:
-    """OTLP/gRPC to ``collector`` every EXPORT_INTERVAL_S; returns that interval (s)."""
+def point_otlp_at(
+    col: Collector, monkeypatch: pytest.MonkeyPatch, timeout_s: int | None = None
+) -> None:
+    """OTLP/gRPC to ``col`` every EXPORT_INTERVAL_S, each export given up after
+    ``timeout_s`` (None: the SDK's default); no other OTEL_EXPORTER_OTLP_* variable."""
     for key in list(os.environ):
         if key.startswith("OTEL_EXPORTER_OTLP_"):
             monkeypatch.delenv(key)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.otlp_grpc_endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", col.otlp_grpc_endpoint)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    if timeout_s is not None:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", str(timeout_s))
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", str(math.floor(EXPORT_INTERVAL_S * 1000)))
+
+
+@pytest.fixture
+def otlp_env(collector: Collector, monkeypatch: pytest.MonkeyPatch) -> float:
+    """OTLP/gRPC to ``collector`` every EXPORT_INTERVAL_S; returns that interval (s)."""
+    point_otlp_at(collector, monkeypatch)
     return EXPORT_INTERVAL_S

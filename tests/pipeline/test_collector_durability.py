@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -29,11 +28,13 @@ from harness.wait import wait_for
 from otelpower import app
 from otelpower.sim import PlugOptions, builtin_profiles
 from tests.conftest import make_config
-from tests.pipeline.conftest import EXPORT_INTERVAL_S, require_binary
+from tests.pipeline.conftest import point_otlp_at, require_binary
 
 PROFILES = {p.stem: p for p in builtin_profiles()}
 POWER = "tplink_native_power_watts"
 FAIL_AFTER_S = 3  # GUARD_EXPORT_FAIL_AFTER in these tests
+#: OTEL_EXPORTER_OTLP_TIMEOUT: bounded retries while the collector is down
+TIMEOUT_S = 2
 DELIVERY_TIMEOUT = 45.0  # bound on the backlog's delivery after a gap (retries back off to 1 s)
 
 
@@ -57,16 +58,6 @@ def collector(
         yield col
     finally:
         col.stop()
-
-
-def point_otlp_at(col: Collector, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("OTEL_EXPORTER_OTLP_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", col.otlp_grpc_endpoint)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2")  # bounded retries while it is down
-    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", str(math.floor(EXPORT_INTERVAL_S * 1000)))
 
 
 class Watched:
@@ -164,7 +155,7 @@ async def test_collector_killed_and_restarted_loses_nothing(
 ):
     """SIGKILL, a gap of three exports, a new collector on the same WAL. The control without
     otelpower's resend buffer (OTELPOWER_OTLP_RESEND_POINTS=0) loses the gap: issue 18 item 5."""
-    point_otlp_at(collector, monkeypatch)
+    point_otlp_at(collector, monkeypatch, TIMEOUT_S)
     if buffer == "off":
         monkeypatch.setenv("OTELPOWER_OTLP_RESEND_POINTS", "0")
     async with otelpower(simulator) as watched:
@@ -186,7 +177,7 @@ async def test_collector_killed_under_its_guard_loses_nothing(
     simulator, victoria_metrics, collector: GuardedCollector, monkeypatch
 ):
     """The container case: the collector dies, the guard starts it again on the same WAL."""
-    point_otlp_at(collector, monkeypatch)
+    point_otlp_at(collector, monkeypatch, TIMEOUT_S)
     async with otelpower(simulator) as watched:
         await watched.exports(2, failed=False)
         await asyncio.to_thread(collector.kill_collector)
@@ -212,7 +203,7 @@ async def test_collector_rolled_loses_nothing(
     monkeypatch,
 ):
     """A Recreate rollout: SIGTERM, a gap, a new collector on the same WAL and address."""
-    point_otlp_at(collector, monkeypatch)
+    point_otlp_at(collector, monkeypatch, TIMEOUT_S)
     async with otelpower(simulator) as watched:
         await watched.exports(2, failed=False)
         await asyncio.to_thread(collector.stop)  # SIGTERM: drains, closes the WAL
@@ -232,7 +223,7 @@ def wal_bytes(col: Collector) -> int:
 async def test_victoria_metrics_outage_loses_nothing_and_health_says_so(
     simulator, victoria_metrics, collector: GuardedCollector, monkeypatch
 ):
-    point_otlp_at(collector, monkeypatch)
+    point_otlp_at(collector, monkeypatch, TIMEOUT_S)
     async with otelpower(simulator) as watched:
         await watched.exports(2, failed=False)
         assert collector.guard_get("/")[0] == 200
@@ -315,7 +306,7 @@ async def test_full_wal_refuses_then_recovers_without_loss(
     )  # fmt: skip
     try:
         col.start()
-        point_otlp_at(col, monkeypatch)
+        point_otlp_at(col, monkeypatch, TIMEOUT_S)
         async with otelpower(simulator) as watched:
             await watched.exports(2, failed=False)
             await asyncio.to_thread(victoria_metrics.stop)
@@ -396,7 +387,7 @@ async def test_rolled_during_victoria_metrics_outage_loses_nothing(
 ):
     """The backlog in the WAL survives a rollout while VictoriaMetrics is down, and a SIGTERM
     does not wait for a backend that is not there."""
-    point_otlp_at(collector, monkeypatch)
+    point_otlp_at(collector, monkeypatch, TIMEOUT_S)
     async with otelpower(simulator) as watched:
         await watched.exports(2, failed=False)
         await asyncio.to_thread(victoria_metrics.stop)
