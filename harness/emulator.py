@@ -3,8 +3,10 @@
 Used by bench/ and the soak (tests/test_soak.py). The parent talks to the child over a
 ``multiprocessing`` pipe: the child sends ``("config", dict)`` once every plug listens, then
 answers ``"cpu"`` (its ``time.process_time()``), ``("latency", s)``, ``("chaos", seed)``
-(faults at random from now on) and ``"calm"`` (chaos stopped, every plug healed), and exits
-on ``"stop"``.
+(faults at random from now on), ``"calm"`` (chaos stopped, every plug healed),
+``("fault", n, name)`` (the first ``n`` plugs get fault ``name``; ``"none"`` heals them) and
+``"requests"`` (the requests the plugs answered since the last ask: their arrival times, on
+this machine's monotonic clock), and exits on ``"stop"``.
 """
 
 from __future__ import annotations
@@ -60,10 +62,27 @@ async def _chaos(plugs: list[Any], rng: random.Random, stop: asyncio.Event) -> i
     return actions
 
 
+def _count_requests(arrivals: list[float]) -> None:
+    """Every request a plug answers (a KLAP/AES/TPAP request or an XOR frame, batched or
+    not) appends its arrival time to ``arrivals``; handshakes and discovery are not requests."""
+    from otelpower.sim.device import DeviceModel
+
+    handle = DeviceModel.handle
+
+    def counted(self: DeviceModel, request: dict[str, Any]) -> dict[str, Any]:
+        arrivals.append(time.monotonic())
+        return handle(self, request)
+
+    DeviceModel.handle = counted  # type: ignore[method-assign]
+
+
 async def _serve(
     count: int, latency_s: float, profiles: Sequence[str], slow_s: float, conn: Connection
 ) -> None:
     from otelpower.sim import Fault, PlugOptions, Simulator, builtin_profiles
+
+    arrivals: list[float] = []
+    _count_requests(arrivals)
 
     paths = {p.stem: p for p in builtin_profiles()}
     sims: list[Simulator] = []
@@ -112,6 +131,14 @@ async def _serve(
                     plug.device.overrides = {}
                     await plug.set_fault(Fault.NONE)
                 conn.send(("calm", actions))
+            elif isinstance(msg, tuple) and msg[0] == "fault":
+                _, n, name = msg
+                for plug in plugs[:n]:
+                    await plug.set_fault(Fault(name))
+                conn.send(("fault", n))
+            elif msg == "requests":
+                conn.send(("requests", arrivals[:]))
+                arrivals.clear()
             elif msg == "stop":
                 break
     finally:
@@ -196,6 +223,14 @@ class EmulatorProcess:
     def calm(self) -> int:
         """Stop the chaos and heal every plug; the number of chaos actions taken."""
         return int(self._ask("calm"))
+
+    def set_fault(self, n: int, fault: str) -> None:
+        """The first ``n`` plugs get ``fault`` (a ``Fault`` value; ``"none"`` heals them)."""
+        self._ask(("fault", n, fault))
+
+    def requests(self) -> list[float]:
+        """Arrival times (``time.monotonic()``) of the requests answered since the last call."""
+        return list(self._ask("requests"))
 
     @property
     def pid(self) -> int | None:

@@ -24,6 +24,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from otelpower.export.threads import start_thread
+
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -94,8 +96,7 @@ class CachedExposition:
         self.listeners: list[Callable[[Rendering], None]] = []  # called after each rendering
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="metrics-render", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._loop, "metrics-render")
 
     def stop(self) -> None:
         with self._wake:

@@ -37,6 +37,7 @@ from otelpower.export.exposition import (
     to_openmetrics,
     wants_openmetrics,
 )
+from otelpower.export.threads import start_thread
 from otelpower.export.webconfig import Users, WebConfig
 
 #: liveness fails when the event loop has not ticked for this long
@@ -321,10 +322,7 @@ class HttpServer:
             )
         )
         self.server_port = self._server.sockets[0].getsockname()[1]
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="metrics-http", daemon=True
-        )
-        self._thread.start()
+        self._thread = start_thread(self.loop.run_forever, "metrics-http")
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections.admit(writer)

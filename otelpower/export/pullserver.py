@@ -24,6 +24,7 @@ from otelpower.config.yamlsource import ConfigError
 from otelpower.export import webconfig
 from otelpower.export.exposition import Rendering
 from otelpower.export.httpserver import Health, serve
+from otelpower.export.threads import start_thread
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,7 @@ class PullServer:
 
     def _deliver_first(self, rendering: Rendering) -> None:
         self._hand_over(rendering)
-        self._sender = threading.Thread(target=self._send_loop, name="metrics-pipe", daemon=True)
-        self._sender.start()
+        self._sender = start_thread(self._send_loop, "metrics-pipe")
 
     def _hand_over(self, rendering: Rendering) -> None:
         """Send a rendering and wait until the process serves it (its first, or after a restart)."""

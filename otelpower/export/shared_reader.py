@@ -24,6 +24,7 @@ from opentelemetry.sdk.metrics.export import (
 from prometheus_client import CollectorRegistry, generate_latest
 
 from otelpower.export.cardinality import OverflowWatch
+from otelpower.export.threads import start_thread
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,7 @@ class SharedReader(WatchedPrometheusReader):
         self.refresh: Callable[[], object] = lambda: generate_latest(registry)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="otlp-export", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._loop, "otlp-export")
 
     def _receive_metrics(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
