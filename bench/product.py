@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def bursts(arrivals: list[float], gap_s: float) -> list[float]:
     return spans
 
 
-def wait_until(check, timeout_s: float, every_s: float, what: str) -> float:  # noqa: ANN001
+def wait_until(check: Callable[[], bool], timeout_s: float, every_s: float, what: str) -> float:
     """Poll ``check`` until it holds; the moment it did (monotonic). Raises after timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
