@@ -8,6 +8,7 @@ it again without discovery. The reader only ever sees ``fetch`` (HA-coordinator 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -88,7 +89,7 @@ def _tpap_announced(exc: UnsupportedDeviceError) -> dict[str, Any] | None:
 async def open_link(host: str, port: int | None, clients: Clients) -> Link:
     """Learn what the plug speaks and log in: UDP discovery first (its ``encrypt_type`` picks
     the library); without a reply, python-kasa's transports over TCP, then the TPAP probe."""
-    from otelpower.readers.native.kasa_link import KasaLink
+    from otelpower.readers.native.kasa_link import connect
     from otelpower.readers.native.tapo_link import TapoRoute
 
     wait = clients.request_timeout
@@ -105,8 +106,10 @@ async def open_link(host: str, port: int | None, clients: Clients) -> Link:
         found = await Discover.try_connect_all(
             host, port=port, timeout=wait, credentials=clients.kasa
         )
-        if found is not None:
-            return KasaLink(found)
+        if found is not None:  # logged in with python-kasa's batch size: again with ours
+            with contextlib.suppress(Exception):
+                await found.disconnect()
+            return await connect(found.config)
         try:
             return await TapoRoute.at(host, port).open(clients)
         except TapoError as exc:
@@ -115,4 +118,5 @@ async def open_link(host: str, port: int | None, clients: Clients) -> Link:
             raise
     if dev is None:  # pragma: no cover - only with on_unsupported
         raise UnsupportedDeviceError("unsupported device")
-    return KasaLink(dev)
+    # not connected yet: its config (transport, credentials) connects with our batch size
+    return await connect(dev.config)
