@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,11 @@ class Product(Process):
 
     def metrics(self) -> str:
         return http_get(f"{self.url}/metrics", timeout=10)[1].decode()
+
+    def rendering(self) -> int:
+        """The sequence number of the rendering /metrics serves now."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as resp:
+            return int(resp.headers["X-Otelpower-Rendering"])
 
 
 def sum_of(body: str, name: str) -> float:
@@ -202,6 +208,7 @@ def _measure_running(plan: Plan, tag: str, emu: EmulatorProcess, run: Product) -
     threads0 = proctree.threads_cpu_s(run.pid)
     child0 = {p: proctree.cpu_s(p) for p in proctree.tree(run.pid) if p != run.pid}
     emu0 = emu.cpu_s()
+    seq0 = run.rendering()
     window = plan.cycles * INTERVAL_S
     scrapes: list[float] = []
     for _ in range(plan.cycles):  # a scrape per interval, as Prometheus would
@@ -213,6 +220,7 @@ def _measure_running(plan: Plan, tag: str, emu: EmulatorProcess, run: Product) -
     threads1 = proctree.threads_cpu_s(run.pid)
     child = sum(proctree.cpu_s(p) - c for p, c in child0.items())
     emu_cpu = emu.cpu_s() - emu0
+    renderings = run.rendering() - seq0
     arrivals = emu.requests()
     mem = proctree.memory(run.pid)
     per_poll = 1000 / polls
@@ -228,6 +236,7 @@ def _measure_running(plan: Plan, tag: str, emu: EmulatorProcess, run: Product) -
         Figure(f"product_rss_mb_{tag}", mem.rss_mb, "MB"),
         Figure(f"product_poll_cycle_s_{tag}", statistics.median(spans[1:-1] or spans), "s"),
         Figure(f"product_emulator_cpu_ms_per_poll_{tag}", emu_cpu * per_poll, "ms"),
+        Figure(f"product_renderings_per_interval_{tag}", renderings / plan.cycles, "renderings"),
     ]
     names = {**{k: k for k in THREADS}}
     for name in sorted(set(threads1) | set(threads0)):

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import math
 import multiprocessing as mp
+import os
 import random
 import resource
 import time
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+NET = os.environ.get("OTELPOWER_EMULATOR_NET", "127.231")
 #: plugs per Simulator: one 127.A.B.0/24 block holds at most 254 addresses
 PER_BLOCK = 250
 #: what chaos does to a plug; OVERSIZED (4 MB replies) is left out: at random it would
@@ -93,8 +95,9 @@ async def _serve(
         left, block = count, 0
         while left > 0:
             n = min(left, PER_BLOCK)
-            # fixed blocks in 127.231.x: distinct per block, unlikely to collide with tests
-            sim = Simulator(f"127.231.{block + 10}.0")
+            # fixed blocks in 127.231.x (or OTELPOWER_EMULATOR_NET: two runs side by side):
+            # distinct per block, unlikely to collide with tests
+            sim = Simulator(f"{NET}.{block + 10}.0")
             sims.append(sim)
             first = count - left
             options = [

@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
-import sys
 
 from otelpower.config import Config
 from otelpower.core.model import SnapshotStore
@@ -21,7 +21,11 @@ from otelpower.readers.base import Reader
 
 log = logging.getLogger(__name__)
 
-SWITCH_INTERVAL_S = 0.001
+#: the cyclic GC's thresholds (Python's: 700, 10, 10). At 1,000 plugs the default collected
+#: the young generation ~25 times a second and the whole heap twice a poll interval, 0.5 s of
+#: CPU every 15 s (a quarter of the process); this collects the young one ~1/s and the whole
+#: heap every few minutes (bench/README.md)
+GC_THRESHOLDS = (20_000, 20, 10)
 
 
 class Runtime:
@@ -53,11 +57,6 @@ class Runtime:
 
     def start(self) -> Telemetry:
         """Build readers and telemetry without running the readers (see ``__aenter__``)."""
-        # Short GIL turns for the renderer and the thread feeding the /metrics process while
-        # the poller is busy. Set when /metrics was served from a thread here (p99 ~60 ms
-        # without it at 1k plugs); bench/ figures are measured with it; whether it still helps
-        # is open (issue 7).
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         config = self.config
         telemetry = start_telemetry(
             make_resource(
@@ -137,6 +136,7 @@ async def _heartbeat(telemetry: Telemetry) -> None:
 
 
 async def run(config: Config, protocol: str, port: int | None = None) -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
     runtime = Runtime(config, protocol, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 from opentelemetry.sdk.metrics.view import View
 
 from otelpower.export import collected
+from otelpower.export.exemplars import NoExemplars
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,15 @@ _OVERFLOW = "otel.metric.overflow"
 
 
 def views(limit: int = LIMIT) -> list[View]:
-    """The MeterProvider's views: every instrument as it is, with ``limit``."""
-    return [View(instrument_name="*", aggregation_cardinality_limit=limit)]
+    """The MeterProvider's views: every instrument as it is, with ``limit`` (and no
+    exemplars: otelpower.export.exemplars)."""
+    return [
+        View(
+            instrument_name="*",
+            aggregation_cardinality_limit=limit,
+            exemplar_reservoir_factory=lambda _: NoExemplars,
+        )
+    ]
 
 
 class OverflowWatch:

@@ -6,9 +6,12 @@ count. Instead one thread renders when the snapshots change and every scrape get
 latest rendering (plain or gzip) at the cost of copying bytes.
 
 Pacing: a change that adds or removes series (a plug going up or down) is rendered as soon
-as the previous rendering is done, so a vanished plug leaves /metrics at once; other value
-changes are batched so that rendering uses at most ``1 / COST_FACTOR`` of one core, and
-never less often than every ``max_age_s``.
+as the previous rendering is done, so a vanished plug leaves /metrics at once. Other value
+changes are batched: a rendering waits until the changes pause for ``SETTLE_S`` (a poll
+cycle's burst is over), at most ``CAP_S``, and comes at least ``value_gap_s`` after the
+previous one and late enough that rendering uses at most ``1 / COST_FACTOR`` of one core. A
+poll cycle is then one rendering, whose collection also goes out over OTLP
+(otelpower.export.shared_reader). Without changes it renders every ``max_age_s``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 #: value-only changes wait until rendering would use at most 1/COST_FACTOR of a core (~8 s
 #: between renderings at 1k plugs; a Prometheus scrape interval is 15-60 s)
 COST_FACTOR = 10.0
+#: value changes are rendered once they pause this long (the end of a poll cycle's burst) ...
+SETTLE_S = 0.25
+#: ... or this long after the first of them
+CAP_S = 2.0
 #: a rendering that keeps failing is logged again after this, with the count
 FAILURE_LOG_EVERY_S = 300.0
 
@@ -75,11 +82,18 @@ class IsolatingRegistry(CollectorRegistry):
 
 class CachedExposition:
     def __init__(
-        self, registry: CollectorRegistry, *, min_gap_s: float = 0.25, max_age_s: float = 5.0
+        self,
+        registry: CollectorRegistry,
+        *,
+        min_gap_s: float = 0.25,
+        max_age_s: float = 5.0,
+        value_gap_s: float = 0.25,
     ) -> None:
         self._registry = registry
         self._min_gap_s = min_gap_s
         self._max_age_s = max_age_s
+        self._value_gap_s = max(min_gap_s, value_gap_s)
+        self._changed_at = 0.0  # time.monotonic() of the newest change
         self._lock = threading.Lock()  # one rendering at a time
         self._wake = threading.Condition()
         self._dirty = False
@@ -109,9 +123,13 @@ class CachedExposition:
     def invalidate(self, urgent: bool = False) -> None:
         """Data changed; ``urgent`` when series appeared or vanished."""
         with self._wake:
+            # the renderer wakes for the first change and an urgent one, not for each
+            wake = not self._dirty or (urgent and not self._urgent)
             self._dirty = True
             self._urgent = self._urgent or urgent
-            self._wake.notify()
+            self._changed_at = time.monotonic()
+            if wake:
+                self._wake.notify()
 
     def current(self) -> Rendering | None:
         """The latest rendering; renders once, in the caller, before the first is ready."""
@@ -161,6 +179,7 @@ class CachedExposition:
         while True:
             with self._wake:
                 self._wake.wait_for(lambda: self._stopped or self._dirty, self._max_age_s)
+                self._settle()
                 if self._stopped:
                     return
                 self._dirty = False
@@ -168,9 +187,20 @@ class CachedExposition:
             rendering = self.render()
             self._pace(0.0 if rendering is None else rendering.cost_s)
 
+    def _settle(self) -> None:
+        """(Holding ``_wake``) wait until value changes pause for SETTLE_S, at most CAP_S;
+        an urgent change or none at all (``max_age_s``) does not wait."""
+        cap = time.monotonic() + CAP_S
+        while self._dirty and not (self._urgent or self._stopped):
+            now = time.monotonic()
+            until = min(self._changed_at + SETTLE_S, cap)
+            if now >= until:
+                return
+            self._wake.wait(until - now)
+
     def _pace(self, cost: float) -> None:
         """Sleep until the next rendering may start; an urgent change cuts the wait short."""
-        relaxed = time.monotonic() + max(self._min_gap_s, COST_FACTOR * cost) - cost
+        relaxed = time.monotonic() + max(self._value_gap_s, COST_FACTOR * cost) - cost
         soon = time.monotonic() + max(0.0, self._min_gap_s - cost)
         with self._wake:
             while not self._stopped:

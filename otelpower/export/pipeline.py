@@ -121,7 +121,13 @@ def start_telemetry(
         server = PullServer(prometheus_host, prometheus_port, telemetry.health, web_config)
         telemetry.prometheus_port = server.start()  # PullServerError when the port is taken
         telemetry._server = server
-        exposition = CachedExposition(registry, max_age_s=max(1.0, min(export_interval_s, 10.0)))
+        # without changes, a rendering every interval (at most 20 s: the endpoint calls a
+        # rendering older than 30 s stale); value changes at most every third of it
+        exposition = CachedExposition(
+            registry,
+            max_age_s=max(1.0, min(export_interval_s, 20.0)),
+            value_gap_s=min(5.0, export_interval_s / 3),
+        )
         exposition.listeners.append(server.publish)
         exposition.render()  # served before this returns
         exposition.start()

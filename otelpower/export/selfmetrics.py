@@ -1,4 +1,8 @@
-"""otelpower's own health: poll latency and errors per device, last success, exports.
+"""otelpower's own health: poll latency, errors and last success per device, exports.
+
+Per device there is one series each for the last poll's duration and the last success (and
+one per kind of error seen): a histogram per device was 12 series a plug, half of /metrics and
+of every collection. The latency distribution is one histogram per protocol.
 
 The PollRecorder of otelpower.core.publisher: every reader's publisher calls ``poll()``
 after every poll; everything is in-process bookkeeping (no I/O).
@@ -28,14 +32,21 @@ class SelfMetrics:
         render_failures: Callable[[], int] | None = None,
     ) -> None:
         self._last_success: dict[tuple[str, str, str], float] = {}
+        self._last_duration: dict[tuple[str, str, str], float] = {}
         self._meter = meter
         if meter is None:
             return
         self._duration = meter.create_histogram(
             "otelpower_poll_duration_seconds",
             unit="s",
-            description="Time one poll of one device took (connect, read, or fail)",
+            description="Time polls took (connect, read, or fail), every device of a protocol",
             explicit_bucket_boundaries_advisory=POLL_BUCKETS_S,
+        )
+        meter.create_observable_gauge(
+            "otelpower_last_poll_duration_seconds",
+            callbacks=[self._observe(self._last_duration)],
+            unit="s",
+            description="Time the last poll of each device took (connect, read, or fail)",
         )
         self._errors = meter.create_counter(
             "otelpower_poll_errors",
@@ -48,7 +59,7 @@ class SelfMetrics:
         )
         meter.create_observable_gauge(
             "otelpower_last_success_timestamp_seconds",
-            callbacks=[self._observe_last_success],
+            callbacks=[self._observe(self._last_success)],
             unit="s",
             description="Unix time of the last successful poll of each device",
         )
@@ -66,11 +77,13 @@ class SelfMetrics:
     ) -> None:
         if self._meter is None:
             return
-        labels = {"protocol": protocol, "device_id": device_id, "device": device}
-        self._duration.record(seconds, labels)
+        key = (protocol, device_id, device)
+        self._duration.record(seconds, {"protocol": protocol})
+        self._last_duration[key] = seconds
         if status is DeviceStatus.OK:
-            self._last_success[(protocol, device_id, device)] = time.time()
+            self._last_success[key] = time.time()
         else:
+            labels = {"protocol": protocol, "device_id": device_id, "device": device}
             self._errors.add(1, {**labels, "kind": str(status)})
 
     def dropped(
@@ -84,9 +97,16 @@ class SelfMetrics:
             for drop in reading.dropped:
                 self._dropped.add(1, {**labels, "quantity": drop.key, "reason": drop.reason})
 
-    def _observe_last_success(self, _: CallbackOptions) -> Iterable[Observation]:
-        for (protocol, device_id, device), at in list(self._last_success.items()):
-            yield Observation(at, {"protocol": protocol, "device_id": device_id, "device": device})
+    @staticmethod
+    def _observe(
+        values: dict[tuple[str, str, str], float],
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(_: CallbackOptions) -> Iterable[Observation]:
+            for (protocol, device_id, device), value in list(values.items()):
+                labels = {"protocol": protocol, "device_id": device_id, "device": device}
+                yield Observation(value, labels)
+
+        return callback
 
     @staticmethod
     def _register_exports(meter: Meter, stats: Callable[[], Any]) -> None:

@@ -3,8 +3,10 @@
 Each OTel ``MetricReader`` keeps its own copy of every series (~25 MB at 1,000 plugs) and
 runs the observable callbacks on its own. With the pull endpoint and OTLP both on, this
 reader is the only one: /metrics renderings collect through it as the Prometheus reader
-does, and every export interval a thread renders once more (so /metrics gets that
-collection too) and sends the same collection to the OTLP exporter.
+does, and every export interval a thread sends the newest rendering's collection to the
+OTLP exporter, or, when none is newer than the last export, renders once more and sends that.
+A poll cycle is one rendering (otelpower.export.exposition batches its changes), so one
+collection a cycle serves both.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ class SharedReader(WatchedPrometheusReader):
         super().__init__(scope_info_enabled=False, registry=registry)
         self._exporter = exporter
         self._interval_s = interval_s
-        self._latest: MetricsData | None = None
-        self._want = False  # the export thread waits for a collection (only then kept)
+        #: the newest collection not exported yet (one collection's points, until it is)
+        self._pending: MetricsData | None = None
         self._export_lock = threading.Lock()  # one export at a time, as the OTel readers do
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -70,21 +72,22 @@ class SharedReader(WatchedPrometheusReader):
     def _receive_metrics(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> None:
-        if metrics_data is not None and self._want:
-            self._latest, self._want = metrics_data, False
+        if metrics_data is not None:
+            self._pending = metrics_data
         super()._receive_metrics(metrics_data, timeout_millis, **kwargs)
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval_s):
-            self.export_now()
+            self.export_now(fresh=False)
 
-    def export_now(self, timeout_millis: float = 10_000) -> bool:
-        """Collect (rendering /metrics on the way) and export that collection."""
+    def export_now(self, timeout_millis: float = 10_000, *, fresh: bool = True) -> bool:
+        """Export a collection: a new one (rendering /metrics on the way), or with ``fresh``
+        False the newest rendering's when it was not exported yet."""
         with self._export_lock:
             try:
-                self._want = True
-                self.refresh()
-                data, self._latest = self._latest, None  # never kept between exports (MBs)
+                if fresh or self._pending is None:
+                    self.refresh()
+                data, self._pending = self._pending, None
                 if data is None:
                     return False
                 result = self._exporter.export(data, timeout_millis=timeout_millis)

@@ -19,18 +19,19 @@ from otelpower.readers.native.values import device_info, device_mac, device_read
 BATCH_SIZE = 16
 
 
-async def connect(config: KasaDeviceConfig) -> KasaLink:
-    """Log in and update once, every poll's queries batched in one request."""
-    return KasaLink(
-        await Device.connect(config=replace(config, batch_size=BATCH_SIZE)), updated=True
-    )
+async def connect(config: KasaDeviceConfig, clients: Clients) -> KasaLink:
+    """Log in and update once, every poll's queries batched in one request (over the
+    clients' shared HTTP session, if any)."""
+    config = replace(config, batch_size=BATCH_SIZE, http_client=clients.http())
+    return KasaLink(await Device.connect(config=config), clients, updated=True)
 
 
 class KasaLink:
     """One python-kasa ``Device``; updated on every fetch."""
 
-    def __init__(self, dev: Device, *, updated: bool = False) -> None:
+    def __init__(self, dev: Device, clients: Clients, *, updated: bool = False) -> None:
         self.dev = dev
+        self._clients = clients
         self._updated = updated  # Device.connect updates once already
         self._renew = False
 
@@ -39,7 +40,7 @@ class KasaLink:
             # python-kasa backs off a failed module and disables it after 10 errors: a fresh
             # Device reads it again as soon as the plug recovers
             await self.close()
-            self.dev = (await connect(self.dev.config)).dev
+            self.dev = (await connect(self.dev.config, self._clients)).dev
             self._renew = False
         elif not self._updated:
             await self.dev.update()
@@ -75,4 +76,4 @@ class KasaRoute:
             timeout=clients.request_timeout,
             connection_type=self.connection,
         )
-        return await connect(config)
+        return await connect(config, clients)

@@ -20,6 +20,7 @@ from otelpower.core.model import Reading
 from otelpower.readers.native.errors import NotFound, TapoError
 
 if TYPE_CHECKING:
+    from aiohttp import ClientSession
     from tapo import ApiClient
 
 
@@ -58,7 +59,12 @@ class Clients:
     username: str = ""
     password: str = field(default="", repr=False)
     poll_timeout: float = 10.0
+    #: one HTTP session for every python-kasa plug, its connections kept this long between
+    #: polls (as Home Assistant shares one); None: python-kasa's own session per plug, whose
+    #: connections aiohttp closes after 15 s idle, so a 15 s poll connects anew every time
+    keep_alive_s: float | None = None
     _tapo: ApiClient | None = field(default=None, repr=False)
+    _http: ClientSession | None = field(default=None, repr=False)
 
     @property
     def request_timeout(self) -> int:
@@ -68,6 +74,23 @@ class Clients:
     def kasa(self) -> Credentials | None:
         present = self.username or self.password
         return Credentials(self.username, self.password) if present else None
+
+    def http(self) -> ClientSession | None:
+        """The shared session (created on first use, in the running event loop), or None."""
+        if self.keep_alive_s is None:
+            return None
+        if self._http is None or self._http.closed:
+            from aiohttp import ClientSession, TCPConnector
+            from kasa.httpclient import get_cookie_jar
+
+            connector = TCPConnector(limit=0, keepalive_timeout=self.keep_alive_s)
+            self._http = ClientSession(connector=connector, cookie_jar=get_cookie_jar())
+        return self._http
+
+    async def close(self) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
 
     def tapo(self) -> ApiClient:
         """One ``tapo.ApiClient`` per reader; its timeout is poll.timeout in whole seconds."""
@@ -109,7 +132,7 @@ async def open_link(host: str, port: int | None, clients: Clients) -> Link:
         if found is not None:  # logged in with python-kasa's batch size: again with ours
             with contextlib.suppress(Exception):
                 await found.disconnect()
-            return await connect(found.config)
+            return await connect(found.config, clients)
         try:
             return await TapoRoute.at(host, port).open(clients)
         except TapoError as exc:
@@ -119,4 +142,4 @@ async def open_link(host: str, port: int | None, clients: Clients) -> Link:
     if dev is None:  # pragma: no cover - only with on_unsupported
         raise UnsupportedDeviceError("unsupported device")
     # not connected yet: its config (transport, credentials) connects with our batch size
-    return await connect(dev.config)
+    return await connect(dev.config, clients)

@@ -104,7 +104,8 @@ async def test_offline_vanishes_from_metrics_and_recovers(simulator) -> None:
         assert one(s, "tplink_native_up", device_id=other.mac) == 1
         assert power(other)
         # self-metrics: latency per device, errors by kind, last success
-        assert one(s, "otelpower_poll_duration_seconds_count", device_id=victim.mac) >= 2
+        assert one(s, "otelpower_poll_duration_seconds_count", protocol="native") >= 4
+        assert one(s, "otelpower_last_poll_duration_seconds", device_id=victim.mac) > 0
         errors = find(s, "otelpower_poll_errors_total", device_id=victim.mac)
         assert errors and {dict(k)["kind"] for k in errors} <= {"offline", "timeout"}
         assert not find(s, "otelpower_poll_errors_total", device_id=other.mac)
