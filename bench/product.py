@@ -17,8 +17,8 @@ poll intervals is measured:
 - PSS and RSS of the tree at the end of the window;
 - the emulator's own CPU per poll.
 
-With ``outage`` (the largest KLAP run): scrape latency (a GET every 100 ms over one
-interval), then ``down`` plugs go offline (sockets closed) and we time until every one of them
+Then scrape latency (a GET with gzip every 100 ms over one interval). With ``outage`` (the
+largest KLAP run) ``down`` plugs go offline (sockets closed) and we time until every one of them
 shows ``up`` 0 and no power series on /metrics; ``outage_s`` later they come back and we time
 until all show ``up`` 1 again. PSS is sampled every 10 s from the end of the window to the end
 of the run, whose length ``minutes`` sets: the slope says whether memory is flat.
@@ -178,7 +178,14 @@ def measure(plan: Plan) -> list[Figure]:
         path.write_text(yaml.safe_dump(config))
         run = Product(Path(tmp), path, sink.url)
         try:
-            run.start(timeout=120)
+            for attempt in range(3):  # a free port may be taken before otelpower binds it
+                try:
+                    run.start(timeout=120)
+                    break
+                except RuntimeError as exc:
+                    if "address already in use" not in str(exc) or attempt == 2:
+                        raise
+                    run.port = free_port()
             figures = _measure_running(plan, tag, emu, run)
         except Exception:
             log(f"product {tag}: otelpower log:\n{run.log_tail()}")
@@ -246,6 +253,12 @@ def _measure_running(plan: Plan, tag: str, emu: EmulatorProcess, run: Product) -
         figures.append(Figure(f"product_cpu_ms_per_poll_{tag}_{key}", used * per_poll, "ms"))
     figures.append(Figure(f"product_cpu_ms_per_poll_{tag}_metrics-process", child * per_poll, "ms"))
     figures = _merge_other(figures)
+    lat = scrape(f"{run.url}/metrics", int(INTERVAL_S / 0.1), gap_s=0.1)
+    figures += [
+        Figure(f"product_scrape_p50_ms_{tag}", percentile(lat, 50) * 1000, "ms"),
+        Figure(f"product_scrape_p99_ms_{tag}", percentile(lat, 99) * 1000, "ms"),
+        Figure(f"product_metrics_bytes_{tag}", len(body), "bytes"),
+    ]
     if plan.outage:
         figures += _outage(plan, tag, emu, run)
     return figures
@@ -267,8 +280,7 @@ def _merge_other(figures: list[Figure]) -> list[Figure]:
 
 def _outage(plan: Plan, tag: str, emu: EmulatorProcess, run: Product) -> list[Figure]:
     started = time.monotonic()
-    lat = scrape(f"{run.url}/metrics", int(INTERVAL_S / 0.1), gap_s=0.1)
-    figures = [Figure(f"product_scrape_p99_ms_{tag}", percentile(lat, 99) * 1000, "ms")]
+    figures = []
     devices = [d["device_id"] for d in emu.config["devices"][: plan.down]]
     emu.set_fault(plan.down, "offline")
     t_down = time.monotonic()

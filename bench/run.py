@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from figures import Figure, log, report
-from otlpsink import OtlpSink
-from scrape import body_size, percentile, scrape
+from product import Plan, measure
 
 from harness.emulator import EmulatorProcess, raise_fd_limit
-from harness.procstat import rss_mb
-from otelpower import app, eventloop
+from otelpower import eventloop
 from otelpower.config import Config, parse_config
 from otelpower.config.yamlsource import YamlDoc
 from otelpower.core.model import DeviceStatus
@@ -113,120 +108,6 @@ async def bench_poll(n: int, latency_s: float, seq_limit: int) -> list[Figure]:
     ]
 
 
-# -- a running reader: /metrics, OTLP export, memory ------------------------------------
-
-
-class Running:
-    """``otelpower run`` in this process: N emulated plugs, pull endpoint, OTLP to a sink."""
-
-    def __init__(self, n: int, latency_s: float, interval_s: float) -> None:
-        self.n, self.latency_s, self.interval_s = n, latency_s, interval_s
-        self.emu = EmulatorProcess(n, latency_s)
-        self.sink = OtlpSink()
-
-    async def __aenter__(self) -> Running:
-        data = await asyncio.to_thread(self.emu.start)
-        os.environ.update(
-            OTEL_EXPORTER_OTLP_ENDPOINT=self.sink.url,
-            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-            OTEL_METRIC_EXPORT_INTERVAL=str(int(self.interval_s * 1000)),
-        )
-        config = make_config(data, interval=self.interval_s)
-        self.running = contextlib.AsyncExitStack()
-        runtime = await self.running.enter_async_context(app.Runtime(config, "native", port=0))
-        self.reader, self.telemetry = runtime.reader(), runtime.telemetry
-        self.url = f"http://127.0.0.1:{self.telemetry.prometheus_port}/metrics"
-        for _ in range(600):  # up to 2 minutes for every plug to answer
-            if not not_ok(self.reader):
-                break
-            await asyncio.sleep(0.2)
-        log(f"run N={self.n}: polling every {self.interval_s:g}s, not ok {not_ok(self.reader)}")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.running.aclose()
-        self.sink.close()
-        await asyncio.to_thread(self.emu.stop)
-
-    async def scrapes(self, pool: ProcessPoolExecutor, count: int, gzip: bool = True) -> list:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, scrape, self.url, count, gzip)
-
-
-def scrape_figures(suffix: str, latencies: list[float]) -> list[Figure]:
-    return [
-        Figure(f"scrape_p50_ms_{suffix}", percentile(latencies, 50) * 1000, "ms"),
-        Figure(f"scrape_p99_ms_{suffix}", percentile(latencies, 99) * 1000, "ms"),
-    ]
-
-
-async def bench_scrape(n: int, latency_s: float, count: int, pool) -> list[Figure]:
-    async with Running(n, latency_s, interval_s=5.0) as run:
-        await asyncio.sleep(2)
-        latencies = await run.scrapes(pool, count)
-        size = await asyncio.to_thread(body_size, run.url)
-    log(f"scrape N={n}: p99 {percentile(latencies, 99) * 1000:.1f} ms, body {size} bytes")
-    return [*scrape_figures(str(n), latencies), Figure(f"metrics_bytes_{n}", size, "bytes")]
-
-
-async def bench_long(n: int, latency_s: float, duration_s: float, count: int, pool) -> list:
-    """N plugs polled every 15 s for ``duration_s``: memory, then scrapes, export, slow plugs."""
-    figures: list[Figure] = []
-    async with Running(n, latency_s, interval_s=15.0) as run:  # the shipped default interval
-        began, samples = time.monotonic(), []
-        while (elapsed := time.monotonic() - began) < duration_s:
-            samples.append((elapsed, rss_mb()))
-            await asyncio.sleep(5)
-        samples.append((time.monotonic() - began, rss_mb()))
-        steady = [s for s in samples if s[0] >= min(120.0, duration_s / 3)]
-        log(f"long N={n}: RSS {samples[0][1]:.0f} -> {samples[-1][1]:.0f} MB")
-        assert run.telemetry._server is not None and run.telemetry._server._proc is not None
-        endpoint_pid = run.telemetry._server._proc.pid
-        assert endpoint_pid is not None
-        figures += [
-            Figure(f"rss_mb_{n}", samples[-1][1], "MB"),
-            Figure(f"rss_mb_{n}_max", max(rss for _, rss in steady), "MB"),
-            Figure(f"rss_mb_{n}_metrics_process", rss_mb(endpoint_pid), "MB"),
-            Figure(f"rss_slope_mb_per_min_{n}", slope_per_min(steady), "MB/min"),
-            Figure(f"rss_minutes_{n}", duration_s / 60, "min"),
-        ]
-        figures += scrape_figures(str(n), await run.scrapes(pool, count))
-        assert run.telemetry.exposition is not None
-        render_s = run.telemetry.exposition.current().cost_s
-        figures.append(Figure(f"render_s_{n}", render_s, "s"))
-        figures += scrape_figures(f"{n}_identity", await run.scrapes(pool, count, gzip=False))
-        figures.append(
-            Figure(f"metrics_bytes_{n}", await asyncio.to_thread(body_size, run.url), "bytes")
-        )
-
-        t0 = time.perf_counter()
-        await asyncio.to_thread(run.telemetry.provider.force_flush, 60_000)
-        figures += [
-            Figure(f"otlp_export_ms_{n}", (time.perf_counter() - t0) * 1000, "ms"),
-            Figure(f"otlp_export_bytes_{n}", run.sink.sizes[-1], "bytes"),
-        ]
-
-        slow_s = 2.0
-        await asyncio.to_thread(run.emu.set_latency, slow_s)
-        await asyncio.sleep(3 * run.interval_s)  # a few cycles of slow plugs
-        figures += scrape_figures(f"{n}_slow_plugs", await run.scrapes(pool, count))
-        log(f"long N={n}: scrapes repeated with plugs answering after {slow_s:g}s")
-    return figures
-
-
-def long_in_fresh_process(n: int, latency_s: float, duration_s: float, count: int) -> list:
-    """bench_long in a new interpreter, so its RSS is what ``otelpower run`` would have and
-    not what the poll and scrape phases left behind in this one."""
-    raise_fd_limit()
-    logging.basicConfig(level=logging.ERROR)
-
-    async def go() -> list[Figure]:
-        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-            return await bench_long(n, latency_s, duration_s, count, pool)
-
-    return eventloop.run(go())
-
-
 # -- main ----------------------------------------------------------------------------------
 
 
@@ -234,27 +115,29 @@ def sizes(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def product_plans(args: argparse.Namespace) -> list[Plan]:
+    """KLAP plugs at each count (the largest also goes through the outage and the memory
+    run, last), and each other transport at ``--transport-plugs``."""
+    counts = sorted(sizes(args.product))
+    if not counts:
+        return []
+    plans = [Plan(n, "p110_klap", args.cycles) for n in counts[:-1]]
+    if args.transport_plugs:
+        plans += [Plan(args.transport_plugs, p, args.cycles) for p in args.transports.split(",")]
+    big = Plan(counts[-1], "p110_klap", args.cycles, outage=True, outage_s=args.outage)
+    return [*plans, replace(big, minutes=args.minutes)]
+
+
 async def main_async(args: argparse.Namespace) -> list[Figure]:
     figures: list[Figure] = []
+    for plan in product_plans(args):
+        figures += await asyncio.to_thread(measure, plan)
     for n in sizes(args.poll):
         figures += await bench_poll(n, args.latency, args.seq_limit)
     if args.tpap:
         from tpap import bench_tpap
 
         figures += await asyncio.to_thread(bench_tpap, args.tpap, args.latency)
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        for n in sizes(args.scrape):
-            figures += await bench_scrape(n, args.latency, args.scrapes, pool)
-    if args.long:
-        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as fresh:
-            figures += await asyncio.get_running_loop().run_in_executor(
-                fresh,
-                long_in_fresh_process,
-                args.long,
-                args.latency,
-                args.minutes * 60,
-                args.scrapes,
-            )
     if args.endpoint:
         from endpoint import bench_endpoint
 
@@ -269,16 +152,32 @@ async def main_async(args: argparse.Namespace) -> list[Figure]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--poll", default="100,1000", help="plug counts for the poll cycle")
-    parser.add_argument("--scrape", default="10,100", help="plug counts for short /metrics runs")
-    parser.add_argument("--long", type=int, default=1000, help="plugs for the long run (0: skip)")
+    parser.add_argument(
+        "--product",
+        default="10,100,1000",
+        help="KLAP plug counts for `otelpower run` measured as it runs (bench/product.py; the"
+        " largest also goes through the outage and the memory run; empty: skip)",
+    )
+    parser.add_argument(
+        "--transports",
+        default="kp115_xor,p110_aes,p110_tpap",
+        help="emulator profiles of the other transports, run as the product too",
+    )
+    parser.add_argument("--transport-plugs", type=int, default=100, help="plugs of each (0: skip)")
+    parser.add_argument("--cycles", type=int, default=4, help="poll intervals per steady window")
+    parser.add_argument("--outage", type=float, default=300, help="seconds the plugs stay off")
+    parser.add_argument(
+        "--poll", default="100,1000", help="plug counts for the isolated reader's poll cycle"
+    )
     parser.add_argument(
         "--tpap", type=int, default=1000, help="plugs per transport for TPAP vs KLAP (0: skip)"
     )
     parser.add_argument(
         "--endpoint", type=int, default=500, help="slow clients against /metrics (0: skip)"
     )
-    parser.add_argument("--minutes", type=float, default=10, help="length of the long run")
+    parser.add_argument(
+        "--minutes", type=float, default=60, help="length of the largest product run (memory)"
+    )
     parser.add_argument("--scrapes", type=int, default=200, help="GETs per scrape figure")
     parser.add_argument("--latency", type=float, default=0.05, help="plug reply delay, s")
     parser.add_argument(

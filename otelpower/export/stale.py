@@ -38,6 +38,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from otelpower.export import collected
 from otelpower.export.resend import ResendingExporter
 
 log = logging.getLogger(__name__)
@@ -211,7 +212,11 @@ class StaleMarkingExporter(MetricExporter):
                 if key not in current:
                     self._pending[key] = series
             markers = dict(self._pending) if self._markers else {}
-            data = with_markers(metrics_data, markers.values(), time.time_ns())
+            # at the collection's time, not the export's: the rendering OTLP sends may be a
+            # few seconds old, and a marker later than the series' last points would leave a
+            # query between the two seeing the plug down and its values still there
+            at = collected.collected_at_ns(metrics_data) or time.time_ns()
+            data = with_markers(metrics_data, markers.values(), at)
             result = self._inner.export(data, timeout_millis=timeout_millis, **kwargs)
             self._count(result)
             if result is MetricExportResult.SUCCESS:
