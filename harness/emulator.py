@@ -16,6 +16,7 @@ import contextlib
 import logging
 import math
 import multiprocessing as mp
+import os
 import random
 import resource
 import time
@@ -26,6 +27,8 @@ from typing import Any
 
 #: plugs per Simulator: one 127.A.B.0/24 block holds at most 254 addresses
 PER_BLOCK = 250
+#: the first block is 127.231.N.0 (default 10): another N lets two emulators run side by side
+BLOCK_ENV = "OTELPOWER_EMULATOR_BLOCK"
 #: what chaos does to a plug; OVERSIZED (4 MB replies) is left out: at random it would
 #: measure allocator high-water marks, not otelpower
 FAULTS = ("offline", "slow", "garbage", "malformed", "truncated", "wrong_key")
@@ -85,6 +88,7 @@ async def _serve(
     _count_requests(arrivals)
 
     paths = {p.stem: p for p in builtin_profiles()}
+    first_block = int(os.environ.get(BLOCK_ENV, "10"))
     sims: list[Simulator] = []
     chaos: asyncio.Task[int] | None = None
     stop = asyncio.Event()
@@ -94,7 +98,7 @@ async def _serve(
         while left > 0:
             n = min(left, PER_BLOCK)
             # fixed blocks in 127.231.x: distinct per block, unlikely to collide with tests
-            sim = Simulator(f"127.231.{block + 10}.0")
+            sim = Simulator(f"127.231.{block + first_block}.0")
             sims.append(sim)
             first = count - left
             options = [
