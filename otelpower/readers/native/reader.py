@@ -1,13 +1,18 @@
 """Native reader: polls TP-Link plugs on the LAN (one task and one link per plug).
 
 Coordinator pattern: one task per plug keeps a logged-in link (python-kasa, or the ``tapo``
-client for TPAP: see links.py), polls it on the interval under a per-device deadline and a
-shared concurrency limit, and publishes a snapshot. A failure publishes ``up=0`` at once
-(stale policy), drops the link and retries with capped exponential backoff; a rejected
-login is a standing fault, retried once per ``AUTH_RETRY_S`` (plugs lock themselves after a
-few failed logins). A discovery task follows plugs by MAC when their IP changes, and adopts
-plugs the file does not list when it has no list (or ``discovery.adopt``): those are named by
-their alias, in room and shelf "unassigned".
+client for TPAP: see links.py), polls it under a per-device deadline and a shared
+concurrency limit, and publishes a snapshot. Polls fall on a grid, every ``poll.interval``
+from the start: healthy plugs are polled together, so a cycle is one snapshot. A poll gives
+up its place in the limit after a tenth of its timeout (a healthy one is over long before),
+so dead plugs never hold up the others. A failure publishes ``up=0`` at once (stale
+policy), drops the link and retries with capped exponential backoff; meanwhile a plug that
+vanished (offline, timeout) is probed with a TCP connect every half interval, and polled as
+soon as its last endpoint accepts one again. A rejected login is a standing fault, retried
+once per ``AUTH_RETRY_S`` (plugs lock themselves after a few failed logins), never probed.
+A discovery task follows plugs by MAC when their IP changes, and adopts plugs the file does
+not list when it has no list (or ``discovery.adopt``): those are named by their alias, in
+room and shelf "unassigned".
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -30,6 +36,10 @@ from otelpower.readers.native.spec import AUTH_RETRY_S, SPEC
 
 log = logging.getLogger(__name__)
 
+#: a TCP connect to a plug (a probe, or asking why a poll fails): a SYN is answered in ms
+CONNECT_TIMEOUT_S = 1.0
+_VANISHED = (DeviceStatus.OFFLINE, DeviceStatus.TIMEOUT)
+
 
 @dataclass
 class _Plug:
@@ -41,6 +51,7 @@ class _Plug:
     endpoint: tuple[str, int] | None = None  # host and port of the last link that worked
     failures: int = 0
     login_after: float = 0.0  # time.monotonic(): no login before it (the last was rejected)
+    gone: bool = False  # the failure or the last probe found no plug: a connect wakes the poll
     info: dict[str, str] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -49,20 +60,58 @@ class _Plug:
         return self.cfg.name(self.info.get("alias", ""))
 
 
-async def _connect_refused(host: str, port: int) -> str | None:
-    """Why a TCP connection to the plug is refused or unroutable, or None when it connects
-    (or does not answer within a second: then the poll's own status stands)."""
+async def _connect(host: str, port: int, timeout: float) -> str | None:
+    """None when a TCP connection to the plug opens within ``timeout``; else why not: the
+    socket error in words, or "" when nothing answered."""
     try:
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(timeout):
             _, writer = await asyncio.open_connection(host, port)
     except TimeoutError:
-        return None
+        return ""
     except OSError as exc:
         return socket_detail(exc) or "connection refused"
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
     return None
+
+
+class _Slow:
+    """What a poll does once it has run for ``after`` seconds (a healthy one is over by then):
+    it gives up its place in poll.concurrency, so a dead plug holds up no other; and polling
+    through a known route (``watch``), it connects to the plug's endpoint: a refusal ends the
+    poll at once (python-kasa retries a vanished plug's modules one by one for ~8 s)."""
+
+    def __init__(self, sem: asyncio.Semaphore, after: float) -> None:
+        self._sem: asyncio.Semaphore | None = sem  # held: acquired by the poll
+        self._check: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(after, self._slow)
+        self.watch: tuple[tuple[str, int], asyncio.Timeout] | None = None
+
+    def __enter__(self) -> _Slow:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        self._release()
+        if self._check is not None:
+            self._check.cancel()
+
+    def _release(self) -> None:
+        if self._sem is not None:
+            self._sem.release()
+            self._sem = None
+
+    def _slow(self) -> None:
+        self._release()
+        if self.watch is not None:
+            self._check = asyncio.ensure_future(self._refused(*self.watch))
+
+    @staticmethod
+    async def _refused(endpoint: tuple[str, int], limit: asyncio.Timeout) -> None:
+        if await _connect(*endpoint, CONNECT_TIMEOUT_S):
+            with contextlib.suppress(RuntimeError):  # the fetch is over already
+                limit.reschedule(asyncio.get_running_loop().time())
 
 
 class NativeReader(Reader):
@@ -83,6 +132,7 @@ class NativeReader(Reader):
         self._adopt = settings.adopts(config) and devices is None
         self._tasks: asyncio.TaskGroup | None = None
         self._sem = asyncio.Semaphore(config.concurrency)
+        self._epoch = 0.0  # the poll grid's first tick (loop time)
         self._discovery_wanted = asyncio.Event()
         self._discovered = asyncio.Event()  # the first discovery round is over
         if not self.discovery.enabled:
@@ -99,6 +149,7 @@ class NativeReader(Reader):
 
     async def run(self) -> None:
         """Poll every plug until cancelled; closes every connection on the way out."""
+        self._epoch = asyncio.get_running_loop().time()
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tasks = tg
@@ -123,21 +174,61 @@ class NativeReader(Reader):
         backoff = min(interval * 2 ** (plug.failures - 1), max(interval, self.config.backoff_max))
         return max(backoff, plug.login_after - time.monotonic())
 
+    def _tick(self) -> int:
+        """The poll grid's latest tick: ticks are poll.interval apart from the start."""
+        now = asyncio.get_running_loop().time()
+        return math.floor((now - self._epoch) / self.config.poll_interval)
+
     async def _plug_loop(self, plug: _Plug) -> None:
         loop = asyncio.get_running_loop()
+        interval = self.config.poll_interval
         if plug.host is None:  # not "offline" before discovery had its chance to find it
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.poll_timeout + 5):
                     await self._discovered.wait()
+        tick = self._tick()
+        due: float | None = None  # the first poll (a login) counts from its start
         while True:
-            started = loop.time()
-            await self._poll(plug)
+            await self._poll(plug, due)
             plug.wake.clear()
-            remaining = self._delay(plug) - (loop.time() - started)
-            if remaining > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(remaining):
-                        await plug.wake.wait()
+            # the tick the delay reaches (never one already past: a poll may overrun it)
+            tick = max(tick + math.ceil(self._delay(plug) / interval - 1e-9), self._tick() + 1)
+            due = self._epoch + tick * interval
+            if await self._sleep(plug, due):
+                tick, due = self._tick(), loop.time()  # woken: polled now, then on the grid
+
+    async def _sleep(self, plug: _Plug, until: float) -> bool:
+        """Wait until ``until`` (loop time); True when woken before: by discovery, or by a
+        probe that finds a vanished plug back (probes every half interval while it backs off)."""
+        loop = asyncio.get_running_loop()
+        gap = self.config.poll_interval / 2
+        while (left := until - loop.time()) > 0:
+            probe = left > gap and self._probed(plug)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(gap if probe else left):
+                    await plug.wake.wait()
+                    return True
+            if probe and await self._back(plug):
+                return True
+        return False
+
+    def _probed(self, plug: _Plug) -> bool:
+        """A plug in backoff after it vanished; never one whose login was rejected (a probe
+        must not lead to a login before ``login_after``)."""
+        return (
+            plug.failures > 0
+            and plug.endpoint is not None
+            and time.monotonic() >= plug.login_after
+            and self.publisher.status(plug.cfg.device_id) in _VANISHED
+        )
+
+    async def _back(self, plug: _Plug) -> bool:
+        """Probe the last endpoint: True when it connects after the plug was gone. A plug
+        that accepts connections but fails its polls is woken once, then backs off."""
+        assert plug.endpoint is not None
+        connected = await _connect(*plug.endpoint, CONNECT_TIMEOUT_S) is None
+        back, plug.gone = connected and plug.gone, not connected
+        return back
 
     async def _discovery_loop(self) -> None:
         """Probe now, then every discovery.interval, or sooner when a plug goes missing."""
@@ -201,19 +292,27 @@ class NativeReader(Reader):
 
     # -- one poll ---------------------------------------------------------------------------
 
-    async def _poll(self, plug: _Plug) -> None:
+    async def _poll(self, plug: _Plug, due: float | None = None) -> None:
+        """One poll. Its deadline is ``poll.timeout`` after it was ``due`` (loop time), not
+        after it found a place in the limit (late in a cycle of many plugs), so every plug's
+        state is settled within poll.timeout of its tick; but at least half of it from now."""
         loop = asyncio.get_running_loop()
-        async with self._sem:
+        timeout = self.config.poll_timeout
+        await self._sem.acquire()
+        with _Slow(self._sem, timeout / 10) as slow:
             started = loop.time()
             if plug.link is None and time.monotonic() < plug.login_after:
                 return  # the last login was rejected: its state stands until login_after
+            deadline = max(started if due is None else due, started - timeout / 2) + timeout
             try:
-                async with asyncio.timeout(self.config.poll_timeout):
+                async with asyncio.timeout_at(deadline) as limit:
+                    if plug.route is not None and plug.endpoint is not None:
+                        slow.watch = (plug.endpoint, limit)
                     fetched = await (await self._connected(plug)).fetch()
                     if fetched.mac and fetched.mac != plug.cfg.device_id:
                         raise WrongDevice(f"{plug.host} answers as {fetched.mac}")
             except Exception as exc:  # every failure becomes a per-device status, never a crash
-                await self._fail(plug, exc)
+                await self._fail(plug, exc, deadline)
             else:
                 plug.failures = 0
                 plug.info = fetched.info
@@ -244,11 +343,13 @@ class NativeReader(Reader):
         if link is not None:
             await link.close()
 
-    async def _fail(self, plug: _Plug, exc: BaseException) -> None:
+    async def _fail(self, plug: _Plug, exc: BaseException, deadline: float) -> None:
         status, detail = classify(exc, self.config.poll_timeout)
         # python-kasa reports a plug that went away as failed queries: a socket says offline
-        if status in (DeviceStatus.ERROR, DeviceStatus.TIMEOUT):
-            refused = await _connect_refused(*plug.endpoint) if plug.endpoint else None
+        # (asked within the poll's deadline: a failure is never published after it)
+        left = min(CONNECT_TIMEOUT_S, deadline - asyncio.get_running_loop().time())
+        if status in (DeviceStatus.ERROR, DeviceStatus.TIMEOUT) and plug.endpoint and left > 0:
+            refused = await _connect(*plug.endpoint, left)
             if refused:
                 status, detail = DeviceStatus.OFFLINE, refused
         if status not in (DeviceStatus.OFFLINE, DeviceStatus.TIMEOUT):
@@ -257,6 +358,8 @@ class NativeReader(Reader):
             plug.route = None
         if status is DeviceStatus.AUTH_FAILED:
             plug.login_after = time.monotonic() + self._auth_retry_s
+        if plug.failures == 0:  # later in the streak, only probes say whether it is there
+            plug.gone = status in _VANISHED
         plug.failures += 1
         await self._drop(plug)
         self._publish(plug, status, detail=detail)
