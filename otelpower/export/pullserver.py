@@ -312,6 +312,9 @@ class PullServer:
 
 
 if __name__ == "__main__":
+    from otelpower.export import malloc
+
+    malloc.return_large_blocks()
     _child(
         Pipe(socket.socket(fileno=int(sys.argv[1]))), sys.argv[2], int(sys.argv[3]), *sys.argv[4:5]
     )
