@@ -17,7 +17,7 @@ from pathlib import Path
 from otelpower import __version__, cliargs, eventloop
 from otelpower.config import Config, ConfigError, load_config
 from otelpower.config.sharding import parse_shard
-from otelpower.export import cardinality, otelenv, webconfig
+from otelpower.export import cardinality, malloc, otelenv, webconfig
 from otelpower.export.pullserver import PullServerError
 from otelpower.readers import registry
 from otelpower.readers.base import Command, ReaderSpec
@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from otelpower import app
 
+    malloc.return_large_blocks()
     config = load_config(args.config)
     chosen = registry.chosen(args.protocol)
     for spec in registry.specs():

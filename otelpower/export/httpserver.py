@@ -2,7 +2,10 @@
 
 Scrapes are answered with the latest rendering (see otelpower.export.exposition), so they
 never wait on the event loop, on a plug, or on a render. ``otelpower run`` serves it from a
-process of its own (otelpower.export.pullserver).
+process of its own (otelpower.export.pullserver), which imports this module and little else:
+no renderer (prometheus_client), no YAML, no web config unless one is given; the content types
+and the OpenMetrics negotiation are therefore here, and the text is converted only when a
+client asks for OpenMetrics.
 
 One asyncio loop in one thread serves every connection, so slow or hostile clients cost a
 socket each, not a thread. Every connection has deadlines (its request head, keep-alive
@@ -25,29 +28,44 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import formatdate
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from otelpower import __version__
-from otelpower.export.exposition import (
-    CONTENT_TYPE,
-    COST_FACTOR,
-    OPENMETRICS_TYPE,
-    Rendering,
-    to_openmetrics,
-    wants_openmetrics,
-)
 from otelpower.export.threads import start_thread
-from otelpower.export.webconfig import Users, WebConfig
+
+if TYPE_CHECKING:
+    from otelpower.export.webconfig import Users, WebConfig
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 #: liveness fails when the event loop has not ticked for this long
 STALL_S = 30.0
 #: device values are no longer served (and readiness fails) when the main process has not
 #: ticked for this long: they may be older than any poll, a plug that went away included
 STALE_TICK_S = 10.0
-#: ... or when its newest rendering is this old (plus ten times its cost: a slow rendering
-#: is paced, see otelpower.export.exposition); renderings come every few seconds
+#: ... or when its newest rendering is this old (plus COST_FACTOR times its cost: a slow
+#: rendering is paced, see otelpower.export.exposition); renderings come every few seconds
 STALE_RENDERING_S = 30.0
+#: otelpower.export.exposition.COST_FACTOR (a test keeps them equal; not imported, so that the
+#: endpoint process does not load the renderer)
+COST_FACTOR = 10.0
+
+
+class Rendering(Protocol):
+    """What is served: an otelpower.export.exposition.Rendering, or what the endpoint process
+    received of one."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def gzipped(self) -> bytes: ...
+    @property
+    def rendered_at(self) -> float: ...  # time.time()
+    @property
+    def cost_s(self) -> float: ...
+    @property
+    def seq(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -134,6 +152,37 @@ def _authorized(users: Users | None, header: str) -> bool:
     except (binascii.Error, UnicodeDecodeError):
         return False
     return bool(sep) and users.check(user, password)
+
+
+def to_openmetrics(body: bytes) -> bytes:
+    """The same series in the OpenMetrics format (for a client that asks for it), converted
+    from a rendering rather than collected again."""
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+    from prometheus_client.parser import text_string_to_metric_families
+
+    class _Parsed:
+        def collect(self):  # type: ignore[no-untyped-def]
+            return text_string_to_metric_families(body.decode("utf-8"))
+
+    return openmetrics(_Parsed())  # type: ignore[arg-type]
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """Whether an Accept header prefers OpenMetrics to the text format (q values honoured)."""
+    best: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        best[media.lower()] = max(q, best.get(media.lower(), 0.0))
+    om = best.get("application/openmetrics-text", 0.0)
+    return om > 0 and om >= max(best.get("text/plain", 0.0), best.get("*/*", 0.0))
 
 
 class _Converted:
@@ -252,10 +301,24 @@ class Endpoint:
         return Response("200 OK", OPENMETRICS_TYPE if openmetrics else CONTENT_TYPE, body, headers)
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(now: float | None = None) -> str:
+    """``Sun, 06 Nov 1994 08:49:37 GMT`` (RFC 9110 IMF-fixdate; email.utils.formatdate
+    without importing the email package)."""
+    t = time.gmtime(now)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year}"
+        f" {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+
+
 def _head(response: Response, keep_alive: bool) -> bytes:
     lines = [
         f"HTTP/1.1 {response.status}",
-        f"Date: {formatdate(usegmt=True)}",
+        f"Date: {http_date()}",
         f"Content-Type: {response.content_type}",
         f"Content-Length: {len(response.body)}",
         *(f"{name}: {value}" for name, value in response.headers),

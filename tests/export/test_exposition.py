@@ -126,7 +126,7 @@ async def test_openmetrics_of_the_real_exposition_is_valid(simulator) -> None:
 
     from harness.promtext import find, scrape
     from otelpower import app
-    from otelpower.export.exposition import to_openmetrics
+    from otelpower.export.httpserver import to_openmetrics
     from otelpower.sim import PlugOptions, builtin_profiles
     from tests.conftest import make_config
 

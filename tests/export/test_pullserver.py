@@ -6,8 +6,11 @@ import asyncio
 import os
 import signal
 import socket
+import threading
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness.ports import free_port
@@ -79,3 +82,43 @@ async def test_endpoint_process_ends_with_otelpower(tmp_path: Path) -> None:
         run.send_signal(signal.SIGKILL)  # no chance to clean up
         await asyncio.wait_for(run.wait(), 10)
         await wait_for(lambda: not any(alive(k) for k in kids), timeout=10)
+
+
+def test_the_pipe_carries_values_and_bodies_and_reports_its_end() -> None:
+    from harness.renderings import BODY
+    from otelpower.export.pullserver import Pipe
+
+    a, b = socket.socketpair()
+    ours, theirs = Pipe(a), Pipe(b)
+    blobs = (BODY, b"", b"x")
+    sender = threading.Thread(target=lambda: ours.send("rendering", (7, 1.5, None, True), blobs))
+    sender.start()  # ~1 MB: more than the socket buffer, so it is read while being written
+    assert theirs.poll(5)
+    assert theirs.recv() == ("rendering", (7, 1.5, None, True), list(blobs))
+    sender.join()
+    ours.send("stop")
+    assert theirs.recv() == ("stop", (), [])
+    ours.close()
+    assert theirs.poll(5)  # the end of the pipe is readable, and says so
+    with pytest.raises(EOFError):
+        theirs.recv()
+    theirs.close()
+
+
+def test_the_endpoint_agrees_with_the_renderer() -> None:
+    """The endpoint process does not import the renderer; what it shares with it is kept equal
+    here."""
+    from otelpower.export import exposition, httpserver
+
+    assert httpserver.COST_FACTOR == exposition.COST_FACTOR
+    assert httpserver.CONTENT_TYPE == exposition.CONTENT_TYPE
+    assert httpserver.OPENMETRICS_TYPE == exposition.OPENMETRICS_TYPE
+
+
+def test_the_date_header_is_an_http_date() -> None:
+    from email.utils import formatdate
+
+    from otelpower.export.httpserver import http_date
+
+    for t in (0.0, 784111777.0, 951782400.0, 1e9, time.time()):
+        assert http_date(t) == formatdate(t, usegmt=True)
