@@ -31,8 +31,6 @@ from otelpower.export.threads import start_thread
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 #: value-only changes wait until rendering would use at most 1/COST_FACTOR of a core (~8 s
 #: between renderings at 1k plugs; a Prometheus scrape interval is 15-60 s)
 COST_FACTOR = 10.0
@@ -209,34 +207,3 @@ class CachedExposition:
                 if now >= until:
                     return
                 self._wake.wait(until - now)
-
-
-def to_openmetrics(body: bytes) -> bytes:
-    """The same series in the OpenMetrics format (for a client that asks for it), converted
-    from a rendering rather than collected again."""
-    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
-    from prometheus_client.parser import text_string_to_metric_families
-
-    class _Parsed:
-        def collect(self):  # type: ignore[no-untyped-def]
-            return text_string_to_metric_families(body.decode("utf-8"))
-
-    return openmetrics(_Parsed())  # type: ignore[arg-type]
-
-
-def wants_openmetrics(accept: str) -> bool:
-    """Whether an Accept header prefers OpenMetrics to the text format (q values honoured)."""
-    best: dict[str, float] = {}
-    for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        best[media.lower()] = max(q, best.get(media.lower(), 0.0))
-    om = best.get("application/openmetrics-text", 0.0)
-    return om > 0 and om >= max(best.get("text/plain", 0.0), best.get("*/*", 0.0))
