@@ -1,4 +1,4 @@
-"""otelpower benchmarks: poll fan-out, /metrics latency, OTLP export, memory, staleness, Matter.
+"""otelpower benchmarks: the product as it runs (product.py), the reader alone, staleness, Matter.
 
 ``make bench`` runs everything (``.venv/bin/python bench/run.py --help`` for the knobs) and
 prints one table, then one JSON line per figure:

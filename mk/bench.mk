@@ -1,7 +1,7 @@
-# Benchmarks (issue 7): every figure in one run, printed as a table and JSON lines.
+# Benchmarks (issues 7, 19): every figure in one run, printed as a table and JSON lines.
 #
-#   make bench                  all figures (~20 min: the memory run alone is 10 min)
-#   make bench BENCH_ARGS=...   e.g. BENCH_ARGS="--minutes 2 --skip-pipeline" for a quick look
+#   make bench                  all figures (~85 min: the memory run alone is 60 min)
+#   make bench BENCH_ARGS=...   e.g. BENCH_ARGS="--minutes 8 --outage 120 --skip-pipeline" for a quick look
 #
 # bench/README.md explains each figure; the README's performance section quotes a run.
 
