@@ -60,8 +60,9 @@ class Clients:
     password: str = field(default="", repr=False)
     poll_timeout: float = 10.0
     #: one HTTP session for every python-kasa plug, its connections kept this long between
-    #: polls (as Home Assistant shares one); None: python-kasa's own session per plug, whose
-    #: connections aiohttp closes after 15 s idle, so a 15 s poll connects anew every time
+    #: polls; None (what the reader uses): python-kasa's own session per plug. Shared it is
+    #: unsafe: python-kasa clears the jar on every request, so concurrent KLAP logins lose
+    #: their cookies (403 at 500 plugs); per plug, aiohttp closes idle connections after 15 s
     keep_alive_s: float | None = None
     _tapo: ApiClient | None = field(default=None, repr=False)
     _http: ClientSession | None = field(default=None, repr=False)
