@@ -19,19 +19,26 @@ from otelpower.readers.native.values import device_info, device_mac, device_read
 BATCH_SIZE = 16
 
 
-async def connect(config: KasaDeviceConfig, clients: Clients) -> KasaLink:
-    """Log in and update once, every poll's queries batched in one request (over the
-    clients' shared HTTP session, if any)."""
-    config = replace(config, batch_size=BATCH_SIZE, http_client=clients.http())
-    return KasaLink(await Device.connect(config=config), clients, updated=True)
+async def connect(config: KasaDeviceConfig) -> KasaLink:
+    """Log in and update once, every poll's queries batched in one request. Each plug keeps
+    python-kasa's own HTTP session: python-kasa clears a session's cookie jar on every
+    request, so a session shared by plugs loses concurrent KLAP logins' cookies."""
+    config = replace(config, batch_size=BATCH_SIZE)
+    return KasaLink(await Device.connect(config=config), updated=True)
+
+
+async def disconnect(dev: Device) -> None:
+    """Close the device's connection; a plug that does not answer is given up on after 2 s."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(2):
+            await dev.disconnect()
 
 
 class KasaLink:
     """One python-kasa ``Device``; updated on every fetch."""
 
-    def __init__(self, dev: Device, clients: Clients, *, updated: bool = False) -> None:
+    def __init__(self, dev: Device, *, updated: bool = False) -> None:
         self.dev = dev
-        self._clients = clients
         self._updated = updated  # Device.connect updates once already
         self._renew = False
 
@@ -40,7 +47,7 @@ class KasaLink:
             # python-kasa backs off a failed module and disables it after 10 errors: a fresh
             # Device reads it again as soon as the plug recovers
             await self.close()
-            self.dev = (await connect(self.dev.config, self._clients)).dev
+            self.dev = (await connect(self.dev.config)).dev
             self._renew = False
         elif not self._updated:
             await self.dev.update()
@@ -50,9 +57,7 @@ class KasaLink:
         return Fetched(device_info(self.dev), readings, device_mac(self.dev))
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(2):
-                await self.dev.disconnect()
+        await disconnect(self.dev)
 
     def endpoint(self) -> tuple[str, int] | None:
         return self.dev.host, self.dev.port
@@ -76,4 +81,4 @@ class KasaRoute:
             timeout=clients.request_timeout,
             connection_type=self.connection,
         )
-        return await connect(config, clients)
+        return await connect(config)

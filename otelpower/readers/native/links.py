@@ -8,7 +8,6 @@ it again without discovery. The reader only ever sees ``fetch`` (HA-coordinator 
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,7 +19,6 @@ from otelpower.core.model import Reading
 from otelpower.readers.native.errors import NotFound, TapoError
 
 if TYPE_CHECKING:
-    from aiohttp import ClientSession
     from tapo import ApiClient
 
 
@@ -59,13 +57,7 @@ class Clients:
     username: str = ""
     password: str = field(default="", repr=False)
     poll_timeout: float = 10.0
-    #: one HTTP session for every python-kasa plug, its connections kept this long between
-    #: polls; None (what the reader uses): python-kasa's own session per plug. Shared it is
-    #: unsafe: python-kasa clears the jar on every request, so concurrent KLAP logins lose
-    #: their cookies (403 at 500 plugs); per plug, aiohttp closes idle connections after 15 s
-    keep_alive_s: float | None = None
     _tapo: ApiClient | None = field(default=None, repr=False)
-    _http: ClientSession | None = field(default=None, repr=False)
 
     @property
     def request_timeout(self) -> int:
@@ -75,23 +67,6 @@ class Clients:
     def kasa(self) -> Credentials | None:
         present = self.username or self.password
         return Credentials(self.username, self.password) if present else None
-
-    def http(self) -> ClientSession | None:
-        """The shared session (created on first use, in the running event loop), or None."""
-        if self.keep_alive_s is None:
-            return None
-        if self._http is None or self._http.closed:
-            from aiohttp import ClientSession, TCPConnector
-            from kasa.httpclient import get_cookie_jar
-
-            connector = TCPConnector(limit=0, keepalive_timeout=self.keep_alive_s)
-            self._http = ClientSession(connector=connector, cookie_jar=get_cookie_jar())
-        return self._http
-
-    async def close(self) -> None:
-        http, self._http = self._http, None
-        if http is not None:
-            await http.close()
 
     def tapo(self) -> ApiClient:
         """One ``tapo.ApiClient`` per reader; its timeout is poll.timeout in whole seconds."""
@@ -113,7 +88,7 @@ def _tpap_announced(exc: UnsupportedDeviceError) -> dict[str, Any] | None:
 async def open_link(host: str, port: int | None, clients: Clients) -> Link:
     """Learn what the plug speaks and log in: UDP discovery first (its ``encrypt_type`` picks
     the library); without a reply, python-kasa's transports over TCP, then the TPAP probe."""
-    from otelpower.readers.native.kasa_link import connect
+    from otelpower.readers.native.kasa_link import connect, disconnect
     from otelpower.readers.native.tapo_link import TapoRoute
 
     wait = clients.request_timeout
@@ -131,9 +106,8 @@ async def open_link(host: str, port: int | None, clients: Clients) -> Link:
             host, port=port, timeout=wait, credentials=clients.kasa
         )
         if found is not None:  # logged in with python-kasa's batch size: again with ours
-            with contextlib.suppress(Exception):
-                await found.disconnect()
-            return await connect(found.config, clients)
+            await disconnect(found)
+            return await connect(found.config)
         try:
             return await TapoRoute.at(host, port).open(clients)
         except TapoError as exc:
@@ -143,4 +117,4 @@ async def open_link(host: str, port: int | None, clients: Clients) -> Link:
     if dev is None:  # pragma: no cover - only with on_unsupported
         raise UnsupportedDeviceError("unsupported device")
     # not connected yet: its config (transport, credentials) connects with our batch size
-    return await connect(dev.config, clients)
+    return await connect(dev.config)
