@@ -42,8 +42,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from figures import Figure, log
 
 from harness.backends import COLLECTOR_BINARY, VM_BINARY, Collector, VictoriaMetrics
-from harness.ports import free_port
-from harness.processes import Process, http_get
+from harness.processes import OtelpowerRun, http_get
 from harness.wait import wait_for
 from otelpower import app
 from otelpower.config import parse_config
@@ -57,34 +56,17 @@ EXPORT_S = 1.0
 WAIT_S = 30.0  # bound on every single wait
 
 
-class OtelpowerRun(Process):
-    """``otelpower run CONFIG`` with OTLP/gRPC to ``otlp_endpoint``; healthy once /readyz is 200."""
-
-    name = "otelpower run"
-
-    def __init__(self, tmp: Path, config: Path, otlp_endpoint: str) -> None:
-        super().__init__(tmp / "otelpower.log")
-        self.config = config
-        self.port = free_port()
-        self.env = {
-            f"OTEL_EXPORTER_OTLP_{kind}{key}": value
-            for kind in ("", "METRICS_")
-            for key, value in (("ENDPOINT", otlp_endpoint), ("PROTOCOL", "grpc"))
-        } | {
-            "OTEL_METRIC_EXPORT_INTERVAL": str(int(EXPORT_S * 1000)),
-            "OTEL_EXPORTER_OTLP_TIMEOUT": "2",
-            "OTELPOWER_STALE_MARKERS": "true",
-        }
-
-    def command(self) -> list[str]:
-        run = ["run", str(self.config), "--prometheus-port", str(self.port)]
-        return [sys.executable, "-m", "otelpower.cli", *run]
-
-    def healthy(self) -> bool:
-        try:
-            return http_get(f"http://127.0.0.1:{self.port}/readyz", timeout=1)[0] == 200
-        except OSError:
-            return False
+def grpc_env(otlp_endpoint: str) -> dict[str, str]:
+    """OTLP/gRPC to ``otlp_endpoint``, exported every EXPORT_S, stale markers on."""
+    return {
+        f"OTEL_EXPORTER_OTLP_{kind}{key}": value
+        for kind in ("", "METRICS_")
+        for key, value in (("ENDPOINT", otlp_endpoint), ("PROTOCOL", "grpc"))
+    } | {
+        "OTEL_METRIC_EXPORT_INTERVAL": str(int(EXPORT_S * 1000)),
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2",
+        "OTELPOWER_STALE_MARKERS": "true",
+    }
 
 
 def metric_value(port: int, name: str, device_id: str) -> float | None:
@@ -140,7 +122,7 @@ async def bench_stale(repeats: int = 5) -> list[Figure]:
             }
             config = tmp / "otelpower.yaml"
             config.write_text(yaml.safe_dump(data))
-            run = OtelpowerRun(tmp, config, collector.otlp_grpc_endpoint)
+            run = OtelpowerRun(tmp, config, grpc_env(collector.otlp_grpc_endpoint))
             await asyncio.to_thread(run.start)
             port, mac = run.port, plug.mac
             expr = f'{NATIVE_POWER}{{device_id="{mac}"}}'

@@ -48,7 +48,7 @@ from scrape import percentile, scrape
 from harness import proctree
 from harness.emulator import EmulatorProcess
 from harness.ports import free_port
-from harness.processes import Process, http_get
+from harness.processes import OtelpowerRun, http_get
 
 INTERVAL_S = 15.0  # the default poll.interval, and the OTLP export interval
 POWER = "tplink_native_power_watts"
@@ -63,33 +63,15 @@ THREADS = {
 }
 
 
-class Product(Process):
+class Product(OtelpowerRun):
     """``otelpower run CONFIG`` as a user starts it, OTLP/HTTP to ``otlp_url``."""
 
-    name = "otelpower run"
-
     def __init__(self, tmp: Path, config: Path, otlp_url: str) -> None:
-        super().__init__(tmp / "otelpower.log")
-        self.config = config
-        self.port = free_port()
-        self.env = {
+        env = {
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_url,
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         }
-
-    def command(self) -> list[str]:
-        run = ["run", str(self.config), "--prometheus-port", str(self.port)]
-        return [sys.executable, "-m", "otelpower.cli", *run]
-
-    def healthy(self) -> bool:
-        try:
-            return http_get(f"{self.url}/readyz", timeout=1)[0] == 200
-        except OSError:
-            return False
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(tmp, config, env)
 
     @property
     def pid(self) -> int:
@@ -211,7 +193,7 @@ def _measure_running(plan: Plan, tag: str, emu: EmulatorProcess, run: Product) -
 
     emu.requests()
     body = run.metrics()
-    polls0, cpu0, threads0 = sum_of(body, POLLS), proctree.cpu_s(run.pid), None
+    polls0, cpu0 = sum_of(body, POLLS), proctree.cpu_s(run.pid)
     threads0 = proctree.threads_cpu_s(run.pid)
     child0 = {p: proctree.cpu_s(p) for p in proctree.tree(run.pid) if p != run.pid}
     emu0 = emu.cpu_s()
@@ -245,14 +227,17 @@ def _measure_running(plan: Plan, tag: str, emu: EmulatorProcess, run: Product) -
         Figure(f"product_emulator_cpu_ms_per_poll_{tag}", emu_cpu * per_poll, "ms"),
         Figure(f"product_renderings_per_interval_{tag}", renderings / plan.cycles, "renderings"),
     ]
-    names = {**{k: k for k in THREADS}}
+    other: float | None = None  # threads outside THREADS: asyncio's executor, the SDK's
     for name in sorted(set(threads1) | set(threads0)):
-        used = threads1.get(name, 0.0) - threads0.get(name, 0.0)
-        key = names.get(name, "other")
-        log(f"  thread {name}: {used * per_poll:.3f} ms per poll")
-        figures.append(Figure(f"product_cpu_ms_per_poll_{tag}_{key}", used * per_poll, "ms"))
+        used = (threads1.get(name, 0.0) - threads0.get(name, 0.0)) * per_poll
+        log(f"  thread {name}: {used:.3f} ms per poll")
+        if name in THREADS:
+            figures.append(Figure(f"product_cpu_ms_per_poll_{tag}_{name}", used, "ms"))
+        else:
+            other = (other or 0.0) + used
     figures.append(Figure(f"product_cpu_ms_per_poll_{tag}_metrics-process", child * per_poll, "ms"))
-    figures = _merge_other(figures)
+    if other is not None:
+        figures.append(Figure(f"product_cpu_ms_per_poll_{tag}_other", other, "ms"))
     lat = scrape(f"{run.url}/metrics", int(INTERVAL_S / 0.1), gap_s=0.1)
     figures += [
         Figure(f"product_scrape_p50_ms_{tag}", percentile(lat, 50) * 1000, "ms"),
@@ -262,20 +247,6 @@ def _measure_running(plan: Plan, tag: str, emu: EmulatorProcess, run: Product) -
     if plan.outage:
         figures += _outage(plan, tag, emu, run)
     return figures
-
-
-def _merge_other(figures: list[Figure]) -> list[Figure]:
-    """Threads outside THREADS (asyncio's executor, the SDK's) summed into one ``_other``."""
-    out, other, other_name = [], 0.0, None
-    for f in figures:
-        if f.name.endswith("_other"):
-            other += f.value
-            other_name = f.name
-        else:
-            out.append(f)
-    if other_name:
-        out.append(Figure(other_name, other, "ms"))
-    return out
 
 
 def _outage(plan: Plan, tag: str, emu: EmulatorProcess, run: Product) -> list[Figure]:

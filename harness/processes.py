@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from harness.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -103,6 +105,33 @@ class Process:
     def restart(self, timeout: float = 30.0) -> None:
         self.stop()
         self.start(timeout)
+
+
+class OtelpowerRun(Process):
+    """``otelpower run CONFIG`` (``python -m otelpower.cli``) with ``env`` on top of ours,
+    /metrics on a free port; healthy once /readyz is 200."""
+
+    name = "otelpower run"
+
+    def __init__(self, tmp: Path, config: Path, env: dict[str, str]) -> None:
+        super().__init__(tmp / "otelpower.log")
+        self.config = config
+        self.port = free_port()
+        self.env = env
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        run = ["run", str(self.config), "--prometheus-port", str(self.port)]
+        return [sys.executable, "-m", "otelpower.cli", *run]
+
+    def healthy(self) -> bool:
+        try:
+            return http_get(f"{self.url}/readyz", timeout=1)[0] == 200
+        except OSError:
+            return False
 
 
 @asynccontextmanager
