@@ -20,7 +20,7 @@ import os
 import random
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -64,18 +64,19 @@ async def _chaos(plugs: list[Any], rng: random.Random, stop: asyncio.Event) -> i
     return actions
 
 
-def _count_requests(arrivals: list[float]) -> None:
-    """Every request a plug answers (a KLAP/AES/TPAP request or an XOR frame, batched or
-    not) appends its arrival time to ``arrivals``; handshakes and discovery are not requests."""
+def counting_handle(record: Callable[[Any], None]) -> Callable[..., dict[str, Any]]:
+    """``DeviceModel.handle`` that first calls ``record(device)`` for every request a plug
+    answers (a KLAP/AES/TPAP request or an XOR frame, batched or not; handshakes and
+    discovery are not requests). Set it as ``DeviceModel.handle``."""
     from otelpower.sim.device import DeviceModel
 
     handle = DeviceModel.handle
 
     def counted(self: DeviceModel, request: dict[str, Any]) -> dict[str, Any]:
-        arrivals.append(time.monotonic())
+        record(self)
         return handle(self, request)
 
-    DeviceModel.handle = counted  # type: ignore[method-assign]
+    return counted
 
 
 async def _serve(
@@ -84,7 +85,11 @@ async def _serve(
     from otelpower.sim import Fault, PlugOptions, Simulator, builtin_profiles
 
     arrivals: list[float] = []
-    _count_requests(arrivals)
+    from otelpower.sim.device import DeviceModel
+
+    DeviceModel.handle = counting_handle(  # type: ignore[method-assign]
+        lambda _: arrivals.append(time.monotonic())
+    )
 
     paths = {p.stem: p for p in builtin_profiles()}
     sims: list[Simulator] = []

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from harness.emulator import counting_handle
 from otelpower.readers.native.links import Clients, open_link
 from otelpower.readers.native.values import device_readings
 from otelpower.sim import PlugOptions, builtin_profiles
@@ -31,13 +32,7 @@ EXPECTED = {"hs300_xor": 7, "p304m_klap": 4, "p110_tpap": 2}
 def requests(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The MAC of the plug answering each request, in order (handshakes are not requests)."""
     seen: list[str] = []
-    handle = DeviceModel.handle
-
-    def counted(self: DeviceModel, request: dict[str, Any]) -> dict[str, Any]:
-        seen.append(self.mac)
-        return handle(self, request)
-
-    monkeypatch.setattr(DeviceModel, "handle", counted)
+    monkeypatch.setattr(DeviceModel, "handle", counting_handle(lambda dev: seen.append(dev.mac)))
     yield seen
 
 
