@@ -52,6 +52,7 @@ class _Plug:
     failures: int = 0
     login_after: float = 0.0  # time.monotonic(): no login before it (the last was rejected)
     gone: bool = False  # the failure or the last probe found no plug: a connect wakes the poll
+    took_s: float = 0.0  # the last poll that worked: how long it took
     info: dict[str, str] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -79,13 +80,17 @@ async def _connect(host: str, port: int, timeout: float) -> str | None:
 class _Slow:
     """What a poll does once it has run for ``after`` seconds (a healthy one is over by then):
     it gives up its place in poll.concurrency, so a dead plug holds up no other; and polling
-    through a known route (``watch``), it connects to the plug's endpoint: a refusal ends the
-    poll at once (python-kasa retries a vanished plug's modules one by one for ~8 s)."""
+    through a known route (``watch``), it connects to the plug's endpoint once the poll has
+    also run ``check_after`` seconds: a refusal ends the poll at once (python-kasa retries a
+    vanished plug's modules one by one for ~8 s). ``check_after`` grows with the plug's last
+    good poll, so a process too busy to finish polls quickly does not add a connect to each."""
 
-    def __init__(self, sem: asyncio.Semaphore, after: float) -> None:
+    def __init__(self, sem: asyncio.Semaphore, after: float, check_after: float) -> None:
         self._sem: asyncio.Semaphore | None = sem  # held: acquired by the poll
         self._check: asyncio.Task[None] | None = None
-        self._timer = asyncio.get_running_loop().call_later(after, self._slow)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(after, self._release)
+        self._check_timer = loop.call_later(max(after, check_after), self._slow)
         self.watch: tuple[tuple[str, int], asyncio.Timeout] | None = None
 
     def __enter__(self) -> _Slow:
@@ -93,6 +98,7 @@ class _Slow:
 
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
+        self._check_timer.cancel()
         self._release()
         if self._check is not None:
             self._check.cancel()
@@ -103,7 +109,6 @@ class _Slow:
             self._sem = None
 
     def _slow(self) -> None:
-        self._release()
         if self.watch is not None:
             self._check = asyncio.ensure_future(self._refused(*self.watch))
 
@@ -299,7 +304,8 @@ class NativeReader(Reader):
         loop = asyncio.get_running_loop()
         timeout = self.config.poll_timeout
         await self._sem.acquire()
-        with _Slow(self._sem, timeout / 10) as slow:
+        # slow: past a tenth of the timeout, and for the connect also past 4x its last good poll
+        with _Slow(self._sem, timeout / 10, 4 * plug.took_s) as slow:
             started = loop.time()
             if plug.link is None and time.monotonic() < plug.login_after:
                 return  # the last login was rejected: its state stands until login_after
@@ -315,6 +321,7 @@ class NativeReader(Reader):
                 await self._fail(plug, exc, deadline)
             else:
                 plug.failures = 0
+                plug.took_s = loop.time() - started
                 plug.info = fetched.info
                 if plug.route is None and plug.link is not None:
                     plug.route = plug.link.route()  # once a login and a fetch worked
