@@ -58,6 +58,7 @@ DOCKERFILES := Dockerfile collector-config/Dockerfile
 	local-base-images images deploy-check
 
 # Debian's client: its BuildKit is built in (a newer client may lack the buildx plugin).
+# Both are expanded where used, after docker-engine may have installed docker.io.
 DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
 RUN ?= .run
 LOCAL_BASE := otelpower-local
@@ -66,7 +67,7 @@ CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 comma := ,
 # --network host: the engine runs without a bridge; the CA bundle reaches pip and go as a
 # build secret plus the variable that points them at it.
-DOCKER_BUILD := DOCKER_BUILDKIT=1 $(DOCKER) build --network host --progress plain \
+DOCKER_BUILD = DOCKER_BUILDKIT=1 $(DOCKER) build --network host --progress plain \
 	$(if $(wildcard $(CA_BUNDLE)),--secret id=ca$(comma)src=$(CA_BUNDLE))
 
 requirements: $(UV)
