@@ -68,6 +68,7 @@ class Runtime:
             prometheus_port=config.prometheus_port if self.port is None else self.port,
             export_interval_s=config.poll_interval,
             web_config=config.prometheus_web_config,
+            endpoint_process=config.endpoint_process(),
         )
         self.telemetry = telemetry
         try:

@@ -12,6 +12,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness.ports import free_port
@@ -62,9 +63,12 @@ def _imported(modules: set[str], names: tuple[str, ...]) -> list[str]:
     return [n for n in names if n in modules or any(m.startswith(n + ".") for m in modules)]
 
 
+@pytest.mark.parametrize("where", ["separate", "inline"])
 async def test_run_imports_only_what_native_plugs_and_otlp_http_need(
-    tmp_path: Path, simulator
+    tmp_path: Path, simulator, where: str
 ) -> None:
+    """``separate``: the /metrics process imports none of the renderer's modules either;
+    ``inline`` (a small fleet's default) runs no second process."""
     from otelpower.sim import PlugOptions, builtin_profiles
 
     profiles = {p.stem: p for p in builtin_profiles()}
@@ -76,7 +80,7 @@ async def test_run_imports_only_what_native_plugs_and_otlp_http_need(
             {
                 **simulator.config_dict(),
                 "discovery": {"targets": []},
-                "prometheus": {"host": "127.0.0.1", "port": port},
+                "prometheus": {"host": "127.0.0.1", "port": port, "process": where},
                 "poll": {"interval": 0.5, "timeout": 3},
             }
         )
@@ -110,9 +114,12 @@ async def test_run_imports_only_what_native_plugs_and_otlp_http_need(
     for dump in dumps.glob("*.txt"):
         argv0, *modules = dump.read_text().splitlines()
         processes[Path(argv0).name] = set(modules)
-    assert set(processes) == {"cli.py", "pullserver.py"}, processes.keys()
-    main, endpoint = processes["cli.py"], processes["pullserver.py"]
+    expected = {"cli.py", "pullserver.py"} if where == "separate" else {"cli.py"}
+    assert set(processes) == expected, processes.keys()
+    main = processes["cli.py"]
     assert "kasa" in main and "opentelemetry.exporter.otlp.proto.http" in main  # it did run
     assert _imported(main, NOT_IN_MAIN) == []
-    assert "otelpower.export.httpserver" in endpoint
-    assert _imported(endpoint, NOT_IN_ENDPOINT) == []
+    if where == "separate":
+        endpoint = processes["pullserver.py"]
+        assert "otelpower.export.httpserver" in endpoint
+        assert _imported(endpoint, NOT_IN_ENDPOINT) == []

@@ -88,6 +88,17 @@ class Fields:
             return default
         return value
 
+    def choice(
+        self, m: dict[str, Any], key: str, path: Path_, default: str, allowed: tuple[str, ...]
+    ) -> str:
+        value = m.get(key, default)
+        if value not in allowed or not isinstance(value, str):
+            self.doc.problem(
+                (*path, key), f"must be one of {', '.join(allowed)}, got {value!r:.40}"
+            )
+            return default
+        return value
+
     def flag(self, m: dict[str, Any], key: str, path: Path_, default: bool) -> bool:
         value = m.get(key, default)
         if not isinstance(value, bool):

@@ -94,6 +94,9 @@ class Config:
     prometheus_port: int = 9464
     #: TLS and basic auth of the endpoint: a web config file (exporter-toolkit format)
     prometheus_web_config: str | None = None
+    #: where /metrics is served: "auto" (a process of its own past a hundred devices),
+    #: "separate" (always one of its own) or "inline" (a thread of this process)
+    prometheus_process: str = "auto"
     #: top-level reader sections, by key, as their ReaderSpec parsed them
     sections: Mapping[str, Any] = field(default_factory=dict)
     shard: Shard | None = None  # set by ``otelpower run --shard i/N``
@@ -129,11 +132,21 @@ class Config:
             if self.owns(d.device_id) and (protocol is None or d.reads(protocol))
         )
 
+    def endpoint_process(self) -> bool:
+        """Whether /metrics gets a process of its own (prometheus.process): a large fleet
+        keeps this process busy enough to delay scrapes; a small one is not worth ~11 MB."""
+        if self.prometheus_process == "auto":
+            return len(self.owned_devices()) > INLINE_MAX_DEVICES
+        return self.prometheus_process == "separate"
+
     def device(self, device_id: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.device_id == device_id), None)
 
 
 DEFAULT_HOUSE = "home"
+PROCESS_CHOICES = ("auto", "separate", "inline")
+#: prometheus.process auto: up to this many devices (this shard's), /metrics is served inline
+INLINE_MAX_DEVICES = 100
 NO_FILE = "(no config file)"
 
 _TOP_KEYS = {"house", "instance_id", "devices", "poll", "prometheus"}
@@ -275,7 +288,9 @@ def parse_config(
     poll = r.mapping(
         top.get("poll"), ("poll",), {"interval", "timeout", "concurrency", "backoff_max"}
     )
-    prom = r.mapping(top.get("prometheus"), ("prometheus",), {"host", "port", "web_config"})
+    prom = r.mapping(
+        top.get("prometheus"), ("prometheus",), {"host", "port", "web_config", "process"}
+    )
     web_config = r.text(prom, "web_config", ("prometheus",))
     if web_config and not Path(web_config).is_absolute() and doc.source != NO_FILE:
         web_config = str(Path(doc.source).parent / web_config)  # next to the config file
@@ -293,6 +308,7 @@ def parse_config(
         prometheus_host=r.text(prom, "host", ("prometheus",)) or "0.0.0.0",
         prometheus_port=r.integer(prom, "port", ("prometheus",), 9464, 0, 65535) or 0,
         prometheus_web_config=web_config,
+        prometheus_process=r.choice(prom, "process", ("prometheus",), "auto", PROCESS_CHOICES),
         sections={key: parse(r, top.get(key), (key,)) for key, parse in top_parsers.items()},
         devices_listed="devices" in top,
     )

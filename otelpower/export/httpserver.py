@@ -371,21 +371,25 @@ class HttpServer:
         self.server_port = 0
 
     def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+        """Bind on the server's own thread: the caller may be running an event loop."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._server = self.loop.run_until_complete(
-            asyncio.start_server(
-                self._connection,
-                host,
-                port,
-                family=family,
-                backlog=self.limits.backlog,
-                ssl=tls,
-                ssl_handshake_timeout=self.limits.handshake_timeout_s if tls else None,
-                reuse_address=True,
-            )
-        )
-        self.server_port = self._server.sockets[0].getsockname()[1]
         self._thread = start_thread(self.loop.run_forever, "metrics-http")
+        listen = asyncio.start_server(
+            self._connection,
+            host,
+            port,
+            family=family,
+            backlog=self.limits.backlog,
+            ssl=tls,
+            ssl_handshake_timeout=self.limits.handshake_timeout_s if tls else None,
+            reuse_address=True,
+        )
+        try:
+            self._server = asyncio.run_coroutine_threadsafe(listen, self.loop).result()
+        except BaseException:
+            self._stop_loop()
+            raise
+        self.server_port = self._server.sockets[0].getsockname()[1]
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections.admit(writer)
@@ -450,9 +454,13 @@ class HttpServer:
         if self._thread is None:
             return
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        self._thread = None
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        if self._thread is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+            self._thread = None
 
     def server_close(self) -> None:
         if not self.loop.is_running():

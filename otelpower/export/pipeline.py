@@ -1,7 +1,8 @@
 """One MeterProvider per process: Prometheus pull endpoint and optional OTLP push.
 
 The pull endpoint is rendered here (otelpower.export.exposition) and served by a small process of
-its own (otelpower.export.pullserver). OTLP is configured by the standard ``OTEL_EXPORTER_OTLP_*``
+its own (otelpower.export.pullserver) or, for a small fleet, a thread of this one
+(otelpower.export.inlineserver). OTLP is configured by the standard ``OTEL_EXPORTER_OTLP_*``
 variables and is off when no endpoint is set.
 """
 
@@ -23,6 +24,7 @@ from otelpower.core.model import SnapshotStore
 from otelpower.export import cardinality, otelenv
 from otelpower.export.exposition import CachedExposition, IsolatingRegistry
 from otelpower.export.httpserver import Health
+from otelpower.export.inlineserver import InlineServer
 from otelpower.export.otlp import otlp_exporter
 from otelpower.export.pullserver import PullServer
 from otelpower.export.shared_reader import (
@@ -62,7 +64,7 @@ class Telemetry:
     health: Health = field(default_factory=Health)
     exporter: StaleMarkingExporter | None = None
     exposition: CachedExposition | None = None
-    _server: PullServer | None = field(default=None, repr=False)
+    _server: PullServer | InlineServer | None = field(default=None, repr=False)
 
     def watch(self, store: SnapshotStore) -> None:
         """Re-render /metrics whenever ``store`` changes."""
@@ -87,9 +89,11 @@ def start_telemetry(
     export_interval_s: float,
     environ: Mapping[str, str] | None = None,
     web_config: str | None = None,
+    endpoint_process: bool = True,
 ) -> Telemetry:
     """Build the provider; ``prometheus_host=None`` disables the pull endpoint, and so does
-    OTEL_METRICS_EXPORTER without ``prometheus`` (or OTEL_SDK_DISABLED=true)."""
+    OTEL_METRICS_EXPORTER without ``prometheus`` (or OTEL_SDK_DISABLED=true).
+    ``endpoint_process``: /metrics served by a process of its own, else by a thread."""
     env = os.environ if environ is None else environ
     registry = IsolatingRegistry()
     ProcessCollector(registry=registry)
@@ -118,7 +122,8 @@ def start_telemetry(
     )
     telemetry = Telemetry(provider, registry, otlp_enabled=exporter is not None, exporter=exporter)
     if prometheus_host is not None:
-        server = PullServer(prometheus_host, prometheus_port, telemetry.health, web_config)
+        serving = PullServer if endpoint_process else InlineServer
+        server = serving(prometheus_host, prometheus_port, telemetry.health, web_config)
         telemetry.prometheus_port = server.start()  # PullServerError when the port is taken
         telemetry._server = server
         # without changes, a rendering every interval (at most 20 s: the endpoint calls a

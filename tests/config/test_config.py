@@ -290,3 +290,25 @@ def test_check_warns_when_one_process_would_reach_the_series_limit(
     assert main(["check", path]) == 0
     err = capsys.readouterr().err
     assert "reaches its limit of 250000 series" in err and "--shard" in err
+
+
+def test_endpoint_process_follows_the_fleet_size(tmp_path: Path) -> None:
+    from otelpower.config.schema import INLINE_MAX_DEVICES
+
+    def devices(n: int) -> str:
+        rows = "".join(
+            f"  - {{device_id: '48:22:54:00:{i // 256:02x}:{i % 256:02x}', room: r, shelf: s,"
+            f" device: d{i}}}\n"
+            for i in range(n)
+        )
+        return f"devices:\n{rows}"
+
+    small = load_config(write(tmp_path, devices(INLINE_MAX_DEVICES)), {})
+    large = load_config(write(tmp_path, devices(INLINE_MAX_DEVICES + 1)), {})
+    assert (small.prometheus_process, small.endpoint_process()) == ("auto", False)
+    assert large.endpoint_process()
+    for choice, separate in (("separate", True), ("inline", False)):
+        text = devices(1) + f"prometheus: {{process: {choice}}}\n"
+        assert load_config(write(tmp_path, text), {}).endpoint_process() is separate
+    message = errors(tmp_path, devices(1) + "prometheus: {process: sometimes}\n")
+    assert "prometheus.process (line 3): must be one of auto, separate, inline" in message

@@ -195,7 +195,8 @@ async def test_a_stalled_main_process_stops_the_values(simulator, tmp_path: Path
     await simulator.start([PlugOptions(next(iter(builtin_profiles())))])
     port = free_port()
     data = simulator.config_dict()
-    data["prometheus"] = {"host": "127.0.0.1", "port": port}
+    # the stale guard lives in the /metrics process: inline, a stalled process just stops answering
+    data["prometheus"] = {"host": "127.0.0.1", "port": port, "process": "separate"}
     data["poll"] = {"interval": 0.5, "timeout": 2}
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(data))

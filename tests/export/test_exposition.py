@@ -158,15 +158,19 @@ async def test_the_endpoint_process_is_started_again_when_it_dies(simulator, cap
 
     from harness.promtext import find, scrape
     from otelpower import app
+    from otelpower.export.pullserver import PullServer
     from otelpower.sim import PlugOptions, builtin_profiles
     from tests.conftest import make_config
 
     (plug,) = await simulator.start([PlugOptions(next(iter(builtin_profiles())))])
-    config = make_config(simulator.config_dict(), prometheus={"host": "127.0.0.1", "port": 0})
+    config = make_config(
+        simulator.config_dict(),
+        prometheus={"host": "127.0.0.1", "port": 0, "process": "separate"},
+    )
     async with app.Runtime(config, "native") as runtime:
         port = runtime.prometheus_port
         server = runtime.telemetry._server
-        assert server is not None and server._proc is not None
+        assert isinstance(server, PullServer) and server._proc is not None
 
         def serving() -> bool:
             try:

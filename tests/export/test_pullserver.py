@@ -1,4 +1,5 @@
-"""The /metrics process: a taken port is a clear error, and it never outlives otelpower."""
+"""The /metrics process: a taken port is a clear error, and it never outlives otelpower; a
+small fleet's /metrics is served by a thread of otelpower run instead."""
 
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ from harness.promtext import find, scrape
 from harness.wait import wait_for
 
 
-def config_file(tmp_path: Path, port: int) -> Path:
+def config_file(tmp_path: Path, port: int, process: str = "auto") -> Path:
     path = tmp_path / "plugs.yaml"
     data = {
         "house": "home",
         "devices": [{"device_id": "48:22:54:00:00:01", "room": "r", "shelf": "s", "device": "tv"}],
         "discovery": {"enabled": False},
-        "prometheus": {"host": "127.0.0.1", "port": port},
+        "prometheus": {"host": "127.0.0.1", "port": port, "process": process},
     }
     path.write_text(yaml.safe_dump(data))
     return path
@@ -53,12 +54,13 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-async def test_port_taken_is_a_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["separate", "inline"])
+async def test_port_taken_is_a_clear_error(tmp_path: Path, where: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        async with process("run", str(config_file(tmp_path, port))) as run:
+        async with process("run", str(config_file(tmp_path, port, where))) as run:
             _, err = await asyncio.wait_for(run.communicate(), 30)
     text = err.decode()
     assert run.returncode == 1, text
@@ -66,22 +68,46 @@ async def test_port_taken_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in text
 
 
+def answers(port: int) -> bool:
+    try:
+        return bool(find(scrape(port), "tplink_native_up"))
+    except OSError:  # not listening yet
+        return False
+
+
 async def test_endpoint_process_ends_with_otelpower(tmp_path: Path) -> None:
     port = free_port()
-    async with process("run", str(config_file(tmp_path, port))) as run:
-
-        def up() -> bool:
-            try:
-                return bool(find(scrape(port), "tplink_native_up"))
-            except OSError:  # not listening yet
-                return False
-
-        await wait_for(up, timeout=30)
+    async with process("run", str(config_file(tmp_path, port, "separate"))) as run:
+        await wait_for(lambda: answers(port), timeout=30)
         kids = children_of(run.pid)
         assert kids, "the /metrics process should be a child of otelpower run"
         run.send_signal(signal.SIGKILL)  # no chance to clean up
         await asyncio.wait_for(run.wait(), 10)
         await wait_for(lambda: not any(alive(k) for k in kids), timeout=10)
+
+
+async def test_a_small_fleet_is_served_without_a_second_process(tmp_path: Path) -> None:
+    """One device, prometheus.process auto: /metrics, /healthz and /readyz answer from a
+    thread of otelpower run, which starts no other process, and the port is free after it."""
+
+    def status(port: int, path: str) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            return conn.makefile("rb").readline()
+
+    port = free_port()
+    async with process("run", str(config_file(tmp_path, port))) as run:
+        await wait_for(lambda: answers(port), timeout=30)
+        assert children_of(run.pid) == set()
+        for path in ("/healthz", "/readyz"):
+            await wait_for(lambda p=path: status(port, p).startswith(b"HTTP/1.1 200"), timeout=30)
+        run.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(run.wait(), 20)
+        assert run.returncode == 0
+    with socket.socket() as again:  # nothing listens there any more
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", port))
+        again.listen()
 
 
 def test_the_pipe_carries_values_and_bodies_and_reports_its_end() -> None:
