@@ -111,6 +111,7 @@ async def test_offline_vanishes_from_metrics_and_recovers(simulator) -> None:
             ),
             what="4 polls counted",
         )
+        s = scrape(port)  # the counters as they stand after those polls
         assert one(s, "otelpower_last_poll_duration_seconds", device_id=victim.mac) > 0
         errors = find(s, "otelpower_poll_errors_total", device_id=victim.mac)
         assert errors and {dict(k)["kind"] for k in errors} <= {"offline", "timeout"}
