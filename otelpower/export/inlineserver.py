@@ -9,8 +9,8 @@ given each rendering as it is made and the main process's own Health.
 
 from __future__ import annotations
 
-from otelpower.export.httpserver import Health, HttpServer, Rendering, serve
-from otelpower.export.pullserver import PullServerError
+from otelpower.export.httpserver import Health, HttpServer, Rendering
+from otelpower.export.pullserver import listen
 
 
 class InlineServer:
@@ -30,23 +30,8 @@ class InlineServer:
 
     def start(self) -> int:
         """Listen; returns the bound port or raises PullServerError (as PullServer does)."""
-        web = None
-        if self.web_config:
-            from otelpower.config.yamlsource import ConfigError
-            from otelpower.export import webconfig
-
-            try:
-                web = webconfig.load(self.web_config)
-            except ConfigError as exc:
-                raise PullServerError(str(exc)) from None
-        try:
-            self._server = serve(self.host, self.port, self, self.health, web)
-        except OSError as exc:
-            raise PullServerError(
-                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
-            ) from None
+        self._server, self.tls = listen(self.host, self.port, self, self.health, self.web_config)
         self.port = self._server.server_port
-        self.tls = web is not None and web.tls is not None
         return self.port
 
     def publish(self, rendering: Rendering) -> None:

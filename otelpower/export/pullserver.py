@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from otelpower.export.httpserver import Health, Rendering, serve
+from otelpower.export.httpserver import Health, HttpServer, Rendering, Source, serve
 from otelpower.export.threads import start_thread
 
 if TYPE_CHECKING:
@@ -107,15 +107,11 @@ def _child(pipe: Pipe, host: str, port: int, web_config: str | None = None) -> N
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us
     latest, health = _Latest(), Health()
     try:
-        web = _web(web_config) if web_config else None
-        server = serve(host, port, latest, health, web)
-    except _ConfigError as exc:
+        server, tls = listen(host, port, latest, health, web_config)
+    except PullServerError as exc:
         pipe.send("error", (str(exc),))
         return
-    except OSError as exc:
-        pipe.send("error", (f"cannot listen on {host}:{port}: {exc.strerror or exc}",))
-        return
-    pipe.send("bound", (server.server_port, web is not None and web.tls is not None))
+    pipe.send("bound", (server.server_port, tls))
     try:
         while True:
             kind, values, blobs = pipe.recv()
@@ -133,6 +129,20 @@ def _child(pipe: Pipe, host: str, port: int, web_config: str | None = None) -> N
     finally:
         server.shutdown()
         server.server_close()
+
+
+def listen(
+    host: str, port: int, source: Source, health: Health, web_config: str | None
+) -> tuple[HttpServer, bool]:
+    """The HTTP server, bound, and whether it serves HTTPS; PullServerError says why not."""
+    try:
+        web = _web(web_config) if web_config else None
+        server = serve(host, port, source, health, web)
+    except _ConfigError as exc:
+        raise PullServerError(str(exc)) from None
+    except OSError as exc:
+        raise PullServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return server, web is not None and web.tls is not None
 
 
 class _ConfigError(Exception):
