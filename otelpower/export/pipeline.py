@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,6 +38,9 @@ from otelpower.export.stale import StaleMarkingExporter
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "otelpower"
+#: how long stopping waits for the collector to take the last values and stale markers
+#: (docker stop's grace is 10 s); not at all while exports are failing
+SHUTDOWN_S = 5.0
 
 
 def make_resource(
@@ -72,13 +76,26 @@ class Telemetry:
             store.listen(self.exposition.invalidate)
 
     def shutdown(self) -> None:
-        """Flush OTLP and stop the HTTP endpoint; safe to call twice."""
+        """Flush OTLP (for ``SHUTDOWN_S`` at most) and stop the HTTP endpoint; safe to call
+        twice."""
         if self.exposition is not None:
             self.exposition.stop()
         if self._server is not None:
             self._server.stop()
             self._server = None
-        self.provider.shutdown()
+        watchdog = None
+        if self.exporter is not None:
+            if self.exporter.failing:
+                self.exporter.abort()
+            else:
+                watchdog = threading.Timer(SHUTDOWN_S, self.exporter.abort)
+                watchdog.daemon = True
+                watchdog.start()
+        try:
+            self.provider.shutdown(timeout_millis=SHUTDOWN_S * 1000)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
 
 
 def start_telemetry(

@@ -57,6 +57,8 @@ class ResendingExporter(MetricExporter):
         self.buffered_points = 0  # waiting in the queue
         self.dropped_points = 0  # dropped at the bound, oldest first
         self.resent_batches = 0  # delivered after at least one failed attempt
+        self._closing = threading.Lock()
+        self._closed = False
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -101,12 +103,23 @@ class ResendingExporter(MetricExporter):
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return self._inner.force_flush(timeout_millis)
 
+    def abort(self) -> None:
+        """Closes the SDK exporter now: an export retrying gives up, later ones fail at once
+        (shutdown's time is up; takes no lock an export in flight holds)."""
+        self._close()
+
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        with self._lock:
-            if self.buffered_points:
-                log.warning(
-                    "OTLP: %d points in %d batches not delivered at shutdown",
-                    self.buffered_points,
-                    len(self._queue),
-                )
-        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+        if self.buffered_points:  # read without the lock: an aborted export may still hold it
+            log.warning(
+                "OTLP: %d points in %d batches not delivered at shutdown",
+                self.buffered_points,
+                len(self._queue),
+            )
+        self._close(timeout_millis=timeout_millis, **kwargs)
+
+    def _close(self, **kwargs: Any) -> None:
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+        self._inner.shutdown(**kwargs)

@@ -105,7 +105,10 @@ class SharedReader(WatchedPrometheusReader):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout_millis / 1000)
+            if self._thread.is_alive():  # an export still retrying: the last one would wait on it
+                timeout_millis = 0
             self._thread = None
-        self.export_now(min(timeout_millis, 10_000))  # the last values, then stale markers
+        if timeout_millis:
+            self.export_now(min(timeout_millis, 10_000))  # the last values, then stale markers
         self._exporter.shutdown(timeout_millis=timeout_millis)
         super().shutdown(timeout_millis, **kwargs)

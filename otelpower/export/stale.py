@@ -202,7 +202,7 @@ class StaleMarkingExporter(MetricExporter):
 
     def __init__(
         self,
-        inner: MetricExporter,
+        inner: ResendingExporter,
         *,
         markers: bool = True,
         target: str = "",
@@ -222,6 +222,7 @@ class StaleMarkingExporter(MetricExporter):
         self._live: set[_Series] = set()  # as of the last successful export
         self._pending: set[_Series] = set()  # vanished, marker not yet delivered
         self.markers_sent = 0
+        self._aborted = False
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -248,9 +249,9 @@ class StaleMarkingExporter(MetricExporter):
             return result
 
     @property
-    def resend(self) -> ResendingExporter | None:
-        """The resend buffer under this exporter, if any (its counts are self-metrics)."""
-        return self._inner if isinstance(self._inner, ResendingExporter) else None
+    def resend(self) -> ResendingExporter:
+        """The resend buffer under this exporter (its counts are self-metrics)."""
+        return self._inner
 
     def _count(self, result: MetricExportResult) -> None:
         reason = self._reason()  # what the SDK said during this export, if anything
@@ -274,6 +275,17 @@ class StaleMarkingExporter(MetricExporter):
                 f" ({reason})" if reason else "",
             )
 
+    @property
+    def failing(self) -> bool:
+        """The last export failed (the collector is not taking them)."""
+        return self._failing > 0
+
+    def abort(self) -> None:
+        """Stops waiting for the collector (shutdown's time is up, or it is failing): an export
+        retrying now gives up, later ones fail at once and ``shutdown`` sends nothing more."""
+        self._aborted = True
+        self._inner.abort()
+
     def mark_all_stale(self, timeout_millis: float = 10_000) -> MetricExportResult:
         """Send a marker for every live and pending series (clean shutdown)."""
         with self._lock:
@@ -293,5 +305,13 @@ class StaleMarkingExporter(MetricExporter):
         return self._inner.force_flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self.mark_all_stale(min(timeout_millis, 10_000))
+        if self._aborted:
+            log.warning(
+                "OTLP: stopped without waiting longer for %s: the last values and stale markers"
+                " of %d series not delivered",
+                self._target,
+                len(self._live | self._pending),
+            )
+        else:
+            self.mark_all_stale(min(timeout_millis, 10_000))
         self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)

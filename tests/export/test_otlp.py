@@ -135,3 +135,34 @@ async def test_pull_and_otlp_share_one_reader(receiver: Receiver) -> None:
 
 def last_points(receiver: Receiver) -> list:
     return receiver.points(len(receiver.requests) - 1) if receiver.requests else []
+
+
+@pytest.mark.parametrize("failing", [False, True])
+async def test_shutdown_does_not_wait_on_a_refusing_collector(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, failing
+) -> None:
+    """The SDK retries a refused export for its whole timeout (here 30 s), and stopping used
+    to wait for it three times over (the export in flight, the last one, the markers).
+    ``failing=False``: stopping during the first export's retries waits ``SHUTDOWN_S`` at most;
+    ``True``: once an export failed, not at all."""
+    from otelpower.export.pipeline import SHUTDOWN_S
+
+    receiver.fail_next = 1_000_000
+    timeout = "1" if failing else "30"  # 1: the first export gives up after one backoff
+    telemetry = run_provider({"OTEL_EXPORTER_OTLP_TIMEOUT": timeout}, monkeypatch)
+    exporter = telemetry.exporter
+    assert exporter is not None
+    try:
+        if failing:
+            await wait_for(lambda: exporter.failing, timeout=30)
+        else:
+            await wait_for(lambda: receiver.fail_next < 1_000_000, timeout=30)  # it is retrying
+    finally:
+        started = asyncio.get_running_loop().time()
+        await asyncio.to_thread(telemetry.shutdown)
+        took = asyncio.get_running_loop().time() - started
+    assert took < 3 * SHUTDOWN_S, took  # unbounded: 30 s and more
+    # as the watchdog fires before or during the markers' export
+    said = ("stopped without waiting longer", "could not send stale markers")
+    assert any(line in caplog.text for line in said), caplog.text
+    assert receiver.requests == []
