@@ -41,6 +41,7 @@ NOT_IN_MAIN = (
     "otelpower.readers.matter.reader",
     "prometheus_client.parser",  # an OpenMetrics scrape (converted in the /metrics process)
     "multiprocessing",  # the pipe to the /metrics process is a plain socket
+    "requests",  # OTLP/HTTP to a plain http:// collector goes by the SDK's urllib3 transport
     "matplotlib",  # otelpower compare
 )
 #: not in the /metrics process: it serves bytes it gets over a pipe
@@ -95,6 +96,9 @@ async def test_run_imports_only_what_native_plugs_and_otlp_http_need(
         # nothing listens there: exports fail, which is all the exporter needs to be imported
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        # a proxy set on the machine would keep the requests transport (otelpower.export.otlp)
+        **dict.fromkeys(("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"), ""),
+        **dict.fromkeys(("http_proxy", "https_proxy", "all_proxy"), ""),
     }
     async with cli_process("run", str(config), env=env) as run:
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricExporter
 
@@ -40,6 +41,33 @@ class SdkReasons(logging.Filter):
 _REASONS = SdkReasons()
 for _name in SDK_LOGGERS:
     logging.getLogger(_name).addFilter(_REASONS)
+
+
+#: what only the SDK's default transport (``requests``) honours
+_REQUESTS_ONLY = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+    "OTEL_PYTHON_EXPORTER_OTLP_HTTP_METRICS_CREDENTIAL_PROVIDER",
+)
+
+
+def _plain_http_transport(environ: Mapping[str, str], endpoint: str | None) -> Any:
+    """The SDK's urllib3 transport for a plain ``http://`` collector, or None (the SDK's
+    default, ``requests``: its CA bundle, proxies, credential providers).
+
+    ``requests`` costs ~3.4 MB of every process that imports it, for nothing a plaintext
+    request to a collector needs; over TLS, or with a proxy or credential provider set, the
+    exporter keeps it, so that nothing a user relies on changes."""
+    if not (endpoint or "http://localhost").lower().startswith("http://"):
+        return None
+    if any(environ.get(name) or environ.get(name.lower()) for name in _REQUESTS_ONLY):
+        return None
+    # the SDK's own, in the exporter's dependency: only its registry names it publicly yet
+    from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+
+    return Urllib3HTTPTransport(verify=True, cert=None)
 
 
 def otlp_exporter(
@@ -83,7 +111,7 @@ def otlp_exporter(
                 flag_markers(export_request)
                 return super()._export_batch(export_request)
 
-        exporter = HttpExporter()
+        exporter = HttpExporter(_transport=_plain_http_transport(environ, endpoint))
     else:
         raise ValueError(
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use grpc or http/protobuf)"

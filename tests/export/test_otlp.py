@@ -166,3 +166,18 @@ async def test_shutdown_does_not_wait_on_a_refusing_collector(
     said = ("stopped without waiting longer", "could not send stale markers")
     assert any(line in caplog.text for line in said), caplog.text
     assert receiver.requests == []
+
+
+def test_plain_http_goes_without_requests() -> None:
+    """A plain http:// collector: the SDK's urllib3 transport; TLS, a proxy or a credential
+    provider: the SDK's default (requests), whose CA bundle and proxy handling users rely on."""
+    from otelpower.export.otlp import _plain_http_transport
+
+    http = "http://collector:4318"
+    assert type(_plain_http_transport({}, http)).__name__ == "Urllib3HTTPTransport"
+    assert type(_plain_http_transport({}, None)).__name__ == "Urllib3HTTPTransport"  # localhost
+    assert _plain_http_transport({}, "https://collector:4318") is None
+    assert _plain_http_transport({"https_proxy": "http://proxy:3128"}, http) is None
+    assert _plain_http_transport({"HTTP_PROXY": "http://proxy:3128"}, http) is None
+    provider = {"OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER": "mine"}
+    assert _plain_http_transport(provider, http) is None
