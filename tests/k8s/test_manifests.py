@@ -288,12 +288,12 @@ def test_network_policies_allow_what_is_needed(renders: dict[str, list[dict]]) -
     native = _named(objs, "NetworkPolicy", "otelpower-native")["spec"]
     assert _ports(native["ingress"]) == {("TCP", 9464)}
     needed = {("TCP", 80), ("TCP", 9999), ("UDP", 9999), ("UDP", 20002), ("UDP", 20004)}
-    assert needed | {("UDP", 53), ("TCP", 53), ("TCP", 4317)} <= _ports(native["egress"])
+    assert needed | {("UDP", 53), ("TCP", 53), ("TCP", 4318)} <= _ports(native["egress"])
     # The home overlay narrows the plug rule to its subnet.
     assert native["egress"][2]["to"] == [{"ipBlock": {"cidr": "192.168.1.0/24"}}]
 
     matter = _named(objs, "NetworkPolicy", "otelpower-matter")["spec"]
-    assert _ports(matter["egress"]) == {("UDP", 53), ("TCP", 53), ("TCP", 4317), ("TCP", 5580)}
+    assert _ports(matter["egress"]) == {("UDP", 53), ("TCP", 53), ("TCP", 4318), ("TCP", 5580)}
 
     col = _named(objs, "NetworkPolicy", "otelcol")["spec"]
     assert _ports(col["ingress"]) == {("TCP", p) for p in (4317, 4318, 8888, 8889, 13133, 13134)}
@@ -355,8 +355,8 @@ def test_otlp_is_on_exactly_with_the_otlp_component(
             assert not {e for e in env if e.startswith("OTEL_")}, name
         if cm is not None:
             assert cm["data"] == {
-                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otelcol:4317",
-                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otelcol:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
             }
             ports = {p["port"] for p in _named(objs, "Service", "otelcol")["spec"]["ports"]}
             assert {4317, 4318, 8888, 8889, 13133, 13134} <= ports
