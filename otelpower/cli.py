@@ -66,7 +66,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
     p.add_argument(
         "--log-level",
         type=cliargs.log_level,
-        default=os.environ.get("OTELPOWER_LOG_LEVEL", "INFO"),
+        default=os.environ.get("OTELPOWER_LOG_LEVEL") or "INFO",  # empty: unset
         metavar="LEVEL",
         help=f"{', '.join(cliargs.LOG_LEVELS)} (default INFO; env OTELPOWER_LOG_LEVEL)",
     )
@@ -120,7 +120,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Command, ReaderS
     run.add_argument(
         "--shard",
         metavar="i/N",
-        default=os.environ.get("OTELPOWER_SHARD"),
+        default=os.environ.get("OTELPOWER_SHARD") or None,
         help="read only the device_ids that hash to i of N replicas (env OTELPOWER_SHARD)",
     )
 
@@ -155,7 +155,7 @@ def _dest(flags: tuple[str, ...]) -> str:
 def _log_level_problem(environ: Mapping[str, str]) -> str | None:
     level = environ.get("OTELPOWER_LOG_LEVEL")
     try:
-        if level is not None:
+        if level:
             cliargs.log_level(level)
     except argparse.ArgumentTypeError:
         return f"OTELPOWER_LOG_LEVEL={level!r}: expected one of {', '.join(cliargs.LOG_LEVELS)}"

@@ -193,6 +193,14 @@ def test_bad_arguments_are_named(argv: list[str], message: str, config_file: str
     assert code == 2 and message in err and "Traceback" not in err, err
 
 
+def test_empty_variables_are_unset(config_file: str) -> None:
+    """As the OTel spec says, and as docker-compose's ``${VAR:-}`` passes an unset one."""
+    env = dict.fromkeys(OTEL_VARS, "")
+    code, err = _main(["check", config_file], env)
+    assert code == 0, err
+    assert otlp_exporter(env) is None
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

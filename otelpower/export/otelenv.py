@@ -44,7 +44,9 @@ def service_name(environ: Mapping[str, str], default: str) -> str:
 
 
 def problems(environ: Mapping[str, str]) -> list[str]:
-    """One line per variable with a value otelpower cannot use (empty when all is well)."""
+    """One line per variable with a value otelpower cannot use (empty when all is well).
+    An empty variable is unset, as the OTel spec has it (compose's ``${VAR:-}`` sets one)."""
+    environ = {name: value for name, value in environ.items() if value != ""}
     out = []
 
     def bad(name: str, why: str) -> None:
