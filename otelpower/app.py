@@ -111,7 +111,17 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        # bounded: a task that does not end (a client library awaiting what never comes)
+        # must not keep the process from stopping; where it waits is logged
+        done, stuck = await asyncio.wait(self.tasks, timeout=STOP_TASKS_S)  # never empty
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: Runtime.wait has raised a reader's already
+        for task in stuck:
+            where = "; ".join(
+                f"{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno}" for f in task.get_stack()
+            )
+            log.warning("%s did not stop within %g s (at %s)", task.get_name(), STOP_TASKS_S, where)
         if self.telemetry is not None:
             # flushes OTLP: in a thread, as the receiver may be served by this very loop
             await asyncio.shield(asyncio.to_thread(self.telemetry.shutdown))
@@ -127,6 +137,10 @@ class Runtime:
         failed = [t for t in done if t is not waiter and not t.cancelled() and t.exception()]
         if failed:
             raise failed[0].exception()  # type: ignore[misc]
+
+
+#: how long stopping waits for the readers' tasks to end once cancelled
+STOP_TASKS_S = 10.0
 
 
 async def _heartbeat(telemetry: Telemetry) -> None:
