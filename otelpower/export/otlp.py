@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.metrics.export import MetricExporter
 
 from otelpower.export import otelenv, resend
 from otelpower.export.stale import StaleMarkingExporter, flag_markers
+
+if TYPE_CHECKING:
+    from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 
 #: the SDK exporters' loggers: an ERROR and a WARNING per failed export while the collector is
 #: down. Their records are kept from the log (reason remembered) unless at DEBUG; otelpower
@@ -53,7 +56,9 @@ _REQUESTS_ONLY = (
 )
 
 
-def _plain_http_transport(environ: Mapping[str, str], endpoint: str | None) -> Any:
+def _plain_http_transport(
+    environ: Mapping[str, str], endpoint: str | None
+) -> BaseHTTPTransport | None:
     """The SDK's urllib3 transport for a plain ``http://`` collector, or None (the SDK's
     default, ``requests``: its CA bundle, proxies, credential providers).
 

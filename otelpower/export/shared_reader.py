@@ -103,12 +103,12 @@ class SharedReader(WatchedPrometheusReader):
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         self._stop.set()
+        retrying = False  # an export still in flight: the last one would wait on it
         if self._thread is not None:
             self._thread.join(timeout=timeout_millis / 1000)
-            if self._thread.is_alive():  # an export still retrying: the last one would wait on it
-                timeout_millis = 0
+            retrying = self._thread.is_alive()
             self._thread = None
-        if timeout_millis:
+        if not retrying:
             self.export_now(min(timeout_millis, 10_000))  # the last values, then stale markers
         self._exporter.shutdown(timeout_millis=timeout_millis)
         super().shutdown(timeout_millis, **kwargs)
