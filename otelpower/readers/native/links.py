@@ -8,6 +8,7 @@ it again without discovery. The reader only ever sees ``fetch`` (HA-coordinator 
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -85,6 +86,22 @@ def _tpap_announced(exc: UnsupportedDeviceError) -> dict[str, Any] | None:
     return result if schm.get("encrypt_type") == "TPAP" else None
 
 
+class _KeepCancel:
+    """A cancellation the block swallowed is raised again as it leaves. python-kasa's
+    discover_single (0.12, _DiscoverProtocol.wait_for_discovery_to_complete) takes any
+    CancelledError that lands once the plug has replied for its own: a poll's timeout was then
+    lost (the poll ran on past it) and a stopping reader's task polled on."""
+
+    def __enter__(self) -> None:
+        self._task = asyncio.current_task()
+        self._before = self._task.cancelling() if self._task is not None else 0
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        swallowed = self._task is not None and self._task.cancelling() > self._before
+        if swallowed and kind is not asyncio.CancelledError:
+            raise asyncio.CancelledError
+
+
 async def open_link(host: str, port: int | None, clients: Clients) -> Link:
     """Learn what the plug speaks and log in: UDP discovery first (its ``encrypt_type`` picks
     the library); without a reply, python-kasa's transports over TCP, then the TPAP probe."""
@@ -93,9 +110,10 @@ async def open_link(host: str, port: int | None, clients: Clients) -> Link:
 
     wait = clients.request_timeout
     try:
-        dev = await Discover.discover_single(
-            host, port=port, credentials=clients.kasa, timeout=wait, discovery_timeout=wait
-        )
+        with _KeepCancel():
+            dev = await Discover.discover_single(
+                host, port=port, credentials=clients.kasa, timeout=wait, discovery_timeout=wait
+            )
     except UnsupportedDeviceError as exc:
         announced = _tpap_announced(exc)
         if announced is None:

@@ -22,7 +22,9 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from otelpower.config import UNASSIGNED, Config, DeviceConfig
 from otelpower.core.model import DeviceStatus, Reading, SnapshotStore
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: a TCP connect to a plug (a probe, or asking why a poll fails): a SYN is answered in ms
 CONNECT_TIMEOUT_S = 1.0
+#: stopping cancels a loop that has not ended again after this long (see _stop_loops)
+STOP_AGAIN_S = 0.5
 _VANISHED = (DeviceStatus.OFFLINE, DeviceStatus.TIMEOUT)
 
 
@@ -136,6 +140,8 @@ class NativeReader(Reader):
         self.discovery = settings.discovery(config)
         self._adopt = settings.adopts(config) and devices is None
         self._tasks: asyncio.TaskGroup | None = None
+        self._loops: set[asyncio.Task[None]] = set()  # each plug's, discovery's
+        self._stopping = False  # run() is being cancelled: every loop ends
         self._sem = asyncio.Semaphore(config.concurrency)
         self._epoch = 0.0  # the poll grid's first tick (loop time)
         self._discovery_wanted = asyncio.Event()
@@ -154,16 +160,38 @@ class NativeReader(Reader):
 
     async def run(self) -> None:
         """Poll every plug until cancelled; closes every connection on the way out."""
-        self._epoch = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        self._epoch = loop.time()
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tasks = tg
                 for plug in self._plugs:
-                    tg.create_task(self._plug_loop(plug), name=f"poll {plug.cfg.device_id}")
+                    self._start(self._plug_loop(plug), f"poll {plug.cfg.device_id}")
                 if self.discovery.enabled:
-                    tg.create_task(self._discovery_loop(), name="discovery")
+                    self._start(self._discovery_loop(), "discovery")
+                try:
+                    await loop.create_future()  # until cancelled
+                finally:
+                    await self._stop_loops()
         finally:
             await asyncio.shield(self.close())
+
+    def _start(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        assert self._tasks is not None
+        self._loops.add(task := self._tasks.create_task(coro, name=name))
+        task.add_done_callback(self._loops.discard)
+
+    async def _stop_loops(self) -> None:
+        """Cancel every loop, again every STOP_AGAIN_S until it has ended. A client library may
+        swallow a cancel: python-kasa's discover_single takes one that lands after the plug's
+        reply for its own, aiohttp's timer one of the poll's timeout (whose CancelledError
+        then becomes a TimeoutError), and python-kasa retries after that. ``_stopping`` ends
+        a loop that got back to its own code."""
+        self._stopping = True
+        while loops := [t for t in self._loops if not t.done()]:
+            for task in loops:
+                task.cancel()
+            await asyncio.wait(loops, timeout=STOP_AGAIN_S)
 
     async def poll_all(self) -> None:
         """One poll of every plug, concurrently (for one-shot use and benchmarks)."""
@@ -199,7 +227,10 @@ class NativeReader(Reader):
             # the tick the delay reaches (never one already past: a poll may overrun it)
             tick = max(tick + math.ceil(self._delay(plug) / interval - 1e-9), self._tick() + 1)
             due = self._epoch + tick * interval
-            if await self._sleep(plug, due):
+            woken = await self._sleep(plug, due)
+            if self._stopping:
+                return
+            if woken:
                 tick, due = self._tick(), loop.time()  # woken: polled now, then on the grid
 
     async def _sleep(self, plug: _Plug, until: float) -> bool:
@@ -207,7 +238,7 @@ class NativeReader(Reader):
         probe that finds a vanished plug back (probes every half interval while it backs off)."""
         loop = asyncio.get_running_loop()
         gap = self.config.poll_interval / 2
-        while (left := until - loop.time()) > 0:
+        while (left := until - loop.time()) > 0 and not self._stopping:
             probe = left > gap and self._probed(plug)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(gap if probe else left):
@@ -238,7 +269,7 @@ class NativeReader(Reader):
     async def _discovery_loop(self) -> None:
         """Probe now, then every discovery.interval, or sooner when a plug goes missing."""
         min_gap = max(self.config.poll_interval, 5.0)
-        while True:
+        while not self._stopping:
             try:
                 await self._discover_once()
             except Exception as exc:  # e.g. no network yet: the next round tries again
@@ -292,8 +323,8 @@ class NativeReader(Reader):
                 seen.ip,
                 UNASSIGNED,
             )
-            if self._tasks is not None:
-                self._tasks.create_task(self._plug_loop(plug), name=f"poll {mac}")
+            if self._tasks is not None and not self._stopping:
+                self._start(self._plug_loop(plug), f"poll {mac}")
 
     # -- one poll ---------------------------------------------------------------------------
 
