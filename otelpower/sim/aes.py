@@ -64,6 +64,8 @@ class AesServer:
     def __init__(self, ctx: PlugContext) -> None:
         self._ctx = ctx
         self.sessions: dict[str, AesSession] = {}
+        #: login_device params received (the account's password, in the clear or SHA-1)
+        self.logins_received: list[dict[str, Any]] = []
         self._http = HttpListener(ctx, [("/app", self._app)])
 
     async def start(self, host: str, port: int) -> int:
@@ -117,6 +119,7 @@ class AesServer:
     def _inner(self, session: AesSession, inner: dict[str, Any], token: str | None) -> dict:
         if inner.get("method") == "login_device":
             self._ctx.logins += 1
+            self.logins_received.append(dict(inner.get("params") or {}))
             if not self._login_ok(inner.get("params") or {}):
                 return {"error_code": ERR_LOGIN}
             session.token = secrets.token_hex(16).upper()

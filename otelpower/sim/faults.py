@@ -48,7 +48,7 @@ def plaintext(ctx: PlugContext, reply: dict) -> bytes:
     if ctx.fault is Fault.MALFORMED:
         return MALFORMED
     if ctx.fault is Fault.OVERSIZED:
-        reply = {**reply, "padding": "x" * OVERSIZE_BYTES}
+        reply = {**reply, "padding": "x" * getattr(ctx, "oversize_bytes", OVERSIZE_BYTES)}
     return json.dumps(reply).encode()
 
 

@@ -83,6 +83,9 @@ class KlapServer:
         self._ctx = ctx
         self.version = version
         self.sessions: dict[str, KlapSession] = {}
+        #: handshake2 bodies received: derived from the client's password hash (an offline
+        #: guess at it), sent only to a plug whose handshake1 proved it knows the account
+        self.proofs_received = 0
         self._http = HttpListener(
             ctx,
             [
@@ -117,6 +120,7 @@ class KlapServer:
 
     async def _handshake2(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.proofs_received += 1
         session = self.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
         if session is None or body != session.expected_h2:
             return web.Response(status=403)

@@ -18,7 +18,7 @@ from .aes import AesServer
 from .clock import PlugClock
 from .device import DeviceModel
 from .discovery import LEGACY_PORT, DiscoveryResponder
-from .faults import Fault
+from .faults import OVERSIZE_BYTES, Fault
 from .klap import KlapServer
 from .profile import TRANSPORTS, Profile, load_profile
 from .tpap import TpapOptions, TpapServer
@@ -87,6 +87,7 @@ class EmulatedPlug:
         self.password = options.password
         self.latency_s = options.latency_s
         self.slow_s = 30.0
+        self.oversize_bytes = OVERSIZE_BYTES  # the padding Fault.OVERSIZED adds to a reply
         self.logins = 0
         self._fault = Fault.NONE
         self.device = DeviceModel(
@@ -352,7 +353,12 @@ class Simulator:
                     "room": "lab",
                     "shelf": "sim",
                     "device": f"{_slug(name)}-{n}",
-                    "native": {"host": plug.host, "port": plug.port},
+                    "native": {
+                        "host": plug.host,
+                        "port": plug.port,
+                        # AES sends the password to whatever answers: read only when pinned
+                        **({"transport": "AES"} if plug.transport == "AES" else {}),
+                    },
                 }
             )
         return {

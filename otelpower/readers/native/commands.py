@@ -15,11 +15,20 @@ from otelpower.readers.base import Command
 EXIT_FAILED = 1
 
 
-def _clients(timeout: float) -> Any:  # links.Clients
+def _clients(timeout: float, allow_aes: bool) -> Any:  # links.Clients
     from otelpower.readers.native.links import Clients
 
     user, password = os.environ.get("KASA_USERNAME", ""), os.environ.get("KASA_PASSWORD", "")
-    return Clients(user, password, timeout)
+    return Clients(user, password, timeout, allow_aes=allow_aes)
+
+
+def _allow_aes(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-aes",
+        action="store_true",
+        help="log in to plugs that speak AES too: its login sends the account password to"
+        " whatever answers at that address (KLAP and TPAP plugs prove themselves first)",
+    )
 
 
 def _read_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,6 +39,7 @@ def _read_arguments(p: argparse.ArgumentParser) -> None:
         help="the plug's address; the port only when it is not the protocol's default",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead")
+    _allow_aes(p)
     p.add_argument(
         "--timeout",
         type=positive_float,
@@ -47,7 +57,8 @@ def _read(args: argparse.Namespace) -> int:
     host, port = args.host
     where = f"{host}:{port}" if port else host
     try:
-        result = asyncio.run(read_plug(host, port, _clients(args.timeout), args.timeout))
+        clients = _clients(args.timeout, args.allow_aes)
+        result = asyncio.run(read_plug(host, port, clients, args.timeout))
     except Exception as exc:
         status, detail = classify(exc, args.timeout)
         print(f"error: {where}: {status}: {detail}; {REMEDIES[status]}", file=sys.stderr)
@@ -79,6 +90,7 @@ def _print_reading(result: dict[str, Any]) -> None:
 
 def _discover_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead")
+    _allow_aes(p)
     p.add_argument(
         "--target",
         action="append",
@@ -97,9 +109,8 @@ def _discover_arguments(p: argparse.ArgumentParser) -> None:
 def _discover(args: argparse.Namespace) -> int:
     from otelpower.readers.native.oneshot import discover_plugs, yaml_snippet
 
-    rows = asyncio.run(
-        discover_plugs(args.target or ["255.255.255.255"], args.wait, _clients(10.0))
-    )
+    clients = _clients(10.0, args.allow_aes)
+    rows = asyncio.run(discover_plugs(args.target or ["255.255.255.255"], args.wait, clients))
     if not rows:
         if args.json:
             print("[]")

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kasa import Credentials, Discover
+from kasa import Discover
 from kasa.exceptions import UnsupportedDeviceError
 
 from otelpower.config import normalize_mac
@@ -63,37 +63,59 @@ def parse_reply(raw: dict[str, Any]) -> FoundPlug | None:
     return FoundPlug(mac, ip, str(sysinfo.get("model", "?")), "XOR") if mac else None
 
 
-async def probe(
-    targets: Iterable[str],
-    *,
-    wait_s: float = 3.0,
-    credentials: Credentials | None = None,
-) -> dict[str, FoundPlug]:
-    """Send discovery to every target at once; MAC -> what answered. Never raises."""
+#: discovery probes in flight at once (a socket each): descriptors stay bounded however
+#: many addresses a round probes
+FAN_OUT = 64
+
+
+async def probe(targets: Iterable[str], *, wait_s: float = 3.0) -> dict[str, FoundPlug]:
+    """Send discovery to every target, FAN_OUT at a time; MAC -> what answered first.
+    Never sends the account (a reply alone proves nothing) and never raises. A MAC that
+    answers from two addresses is said once."""
     found: dict[str, FoundPlug] = {}
+    slots = asyncio.Semaphore(FAN_OUT)
 
     def on_raw(raw: dict[str, Any]) -> None:
         plug = parse_reply(raw)
-        if plug is not None:
-            found.setdefault(plug.mac, plug)
+        if plug is None:
+            return
+        first = found.setdefault(plug.mac, plug)
+        if first.ip != plug.ip:
+            _twice(plug.mac, first.ip, plug.ip)
 
     async def one(target: str) -> None:
-        try:
-            devices = await Discover.discover(
-                target=target,
-                discovery_timeout=max(1, round(wait_s)),
-                on_discovered_raw=on_raw,
-                on_unsupported=_ignore_unsupported,
-                credentials=credentials,
-            )
-        except Exception as exc:  # a probe that fails never ends the reader
-            log.debug("discovery to %s failed: %s", target, exc)
-            return
-        for dev in devices.values():  # we only wanted the replies
-            await dev.disconnect()
+        async with slots:
+            try:
+                devices = await Discover.discover(
+                    target=target,
+                    discovery_timeout=max(1, round(wait_s)),
+                    on_discovered_raw=on_raw,
+                    on_unsupported=_ignore_unsupported,
+                )
+            except Exception as exc:  # a probe that fails never ends the reader
+                log.debug("discovery to %s failed: %s", target, exc)
+                return
+            for dev in devices.values():  # we only wanted the replies
+                await dev.disconnect()
 
     await asyncio.gather(*(one(t) for t in await addresses(targets)))
     return found
+
+
+_TWICE_LOGGED: set[str] = set()
+
+
+def _twice(mac: str, first: str, second: str) -> None:
+    if mac in _TWICE_LOGGED or len(_TWICE_LOGGED) >= 4096:
+        return
+    _TWICE_LOGGED.add(mac)
+    log.warning(
+        "discovery: %s answers from %s and from %s: two devices claim one MAC"
+        " (the first is used; a plug whose host is in the config is never moved)",
+        mac,
+        first,
+        second,
+    )
 
 
 _UNRESOLVED_LOGGED: set[str] = set()

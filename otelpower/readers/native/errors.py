@@ -81,10 +81,49 @@ class WrongDevice(Exception):
     """The address answered, but with another MAC than the config's device_id."""
 
 
+class Untrusted(Exception):
+    """A login refused before it began: the account would go to a device that has not
+    proven it is the plug (AES without opt-in, a downgrade, a transport against the pin)."""
+
+    #: where the device said it listens (host, TCP port), when a discovery reply said so
+    endpoint: tuple[str, int] | None = None
+
+
+#: a plug's reply is a few kB (an HS300 with six outlets ~6 kB): anything past this is refused
+MAX_REPLY_BYTES = 1 << 20
+
+
+class ReplyTooLarge(Exception):
+    """A reply announced or sent more than MAX_REPLY_BYTES (refused before it is read)."""
+
+    def __init__(self, size: int | None) -> None:
+        said = f"{size:,} bytes" if size is not None else "more"
+        super().__init__(f"a reply of {said} refused (a plug's is a few kB; the limit is 1 MiB)")
+
+
+def _in_chain[E: BaseException](exc: BaseException, kind: type[E]) -> E | None:
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, kind):
+            return e
+        todo += [x for x in (e.__cause__, e.__context__) if x]
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+    return None
+
+
 def classify(exc: BaseException, timeout: float) -> tuple[DeviceStatus, str]:
     """Map any poll failure to a status and a one-line detail (never with credentials)."""
     if isinstance(exc, TapoError):
         return _tapo_status(exc, timeout)
+    if isinstance(exc, Untrusted):
+        return DeviceStatus.UNSUPPORTED, str(exc)
+    if (big := _in_chain(exc, ReplyTooLarge)) is not None:
+        return DeviceStatus.ERROR, str(big)
     if isinstance(exc, AuthenticationError):
         return DeviceStatus.AUTH_FAILED, "authentication failed"
     if isinstance(exc, UnsupportedDeviceError):

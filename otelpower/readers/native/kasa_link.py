@@ -6,11 +6,16 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, replace
 
-from kasa import Device
+from kasa import Device, DeviceEncryptionType, DeviceFamily
+from kasa.device_factory import _connect as kasa_connect
 from kasa.deviceconfig import DeviceConfig as KasaDeviceConfig
 from kasa.deviceconfig import DeviceConnectionParameters
+from kasa.exceptions import AuthenticationError
+from kasa.protocols import IotProtocol
 
-from otelpower.readers.native.links import Clients, Fetched
+from otelpower.readers.native.bounded import BoundedXorTransport, http_session
+from otelpower.readers.native.errors import Untrusted
+from otelpower.readers.native.links import Clients, Fetched, Trust, transport_kind
 from otelpower.readers.native.values import device_info, device_mac, device_readings
 
 #: queries per multipleRequest (python-kasa's DeviceConfig.batch_size; its default is 5): a
@@ -19,12 +24,71 @@ from otelpower.readers.native.values import device_info, device_mac, device_read
 BATCH_SIZE = 16
 
 
+#: what try_transports tries without a discovery reply, in order: Tapo KLAP v2, Kasa
+#: KLAP v1, Kasa XOR, Tapo AES (the last only where AES logins are allowed). python-kasa's
+#: own try_connect_all also tries AES (the password to whatever answers) and cameras.
+_CANDIDATES = (
+    (DeviceFamily.SmartTapoPlug, DeviceEncryptionType.Klap, 2),
+    (DeviceFamily.IotSmartPlugSwitch, DeviceEncryptionType.Klap, None),
+    (DeviceFamily.IotSmartPlugSwitch, DeviceEncryptionType.Xor, None),
+    (DeviceFamily.SmartTapoPlug, DeviceEncryptionType.Aes, None),
+)
+
+
 async def connect(config: KasaDeviceConfig) -> KasaLink:
-    """Log in and update once, every poll's queries batched in one request. Each plug keeps
-    python-kasa's own HTTP session: python-kasa clears a session's cookie jar on every
-    request, so a session shared by plugs loses concurrent KLAP logins' cookies."""
-    config = replace(config, batch_size=BATCH_SIZE)
-    return KasaLink(await Device.connect(config=config), updated=True)
+    """Log in and update once, every poll's queries batched in one request, every reply
+    read with a size limit (bounded.py). Each plug has its own HTTP session: python-kasa
+    clears a session's cookie jar on every request, so a shared one loses concurrent KLAP
+    logins' cookies."""
+    session = http_session()
+    config = replace(config, batch_size=BATCH_SIZE, http_client=session)
+    try:
+        if config.connection_type.encryption_type is DeviceEncryptionType.Xor:
+            protocol = IotProtocol(transport=BoundedXorTransport(config=config))
+            try:
+                dev = await kasa_connect(config, protocol)
+            except BaseException:
+                await protocol.close()
+                raise
+        else:
+            dev = await Device.connect(config=config)
+    except BaseException:
+        await session.close()
+        raise
+    return KasaLink(dev, updated=True)
+
+
+async def try_transports(
+    host: str, port: int | None, clients: Clients, trust: Trust
+) -> KasaLink | None:
+    """Log in over each python-kasa transport in turn (a plug whose discovery reply did not
+    come, or one pinned to a transport); None when none answered (a pinned plug: the first
+    failure is raised). The account goes only where ``trust`` allows."""
+    first: Exception | None = None  # a pinned plug's failure is the poll's
+    for family, encryption, login in _CANDIDATES:
+        kind = encryption.value.upper()
+        if trust.pin is not None and kind != trust.pin:
+            continue
+        try:
+            trust.check(kind, clients)
+        except Untrusted:
+            continue
+        config = KasaDeviceConfig(
+            host=host,
+            port_override=port,
+            credentials=clients.kasa,
+            timeout=clients.request_timeout,
+            connection_type=DeviceConnectionParameters(family, encryption, login),
+        )
+        try:
+            return await connect(config)
+        except AuthenticationError:
+            raise  # it is that transport, and the login was rejected
+        except Exception as exc:  # not this transport (refused, 404, no answer): the next
+            first = first or exc
+    if trust.pin is not None and first is not None:
+        raise first
+    return None
 
 
 async def disconnect(dev: Device) -> None:
@@ -39,6 +103,7 @@ class KasaLink:
 
     def __init__(self, dev: Device, *, updated: bool = False) -> None:
         self.dev = dev
+        self.kind = transport_kind(dev.config.connection_type)
         self._updated = updated  # Device.connect updates once already
         self._renew = False
 
@@ -58,6 +123,8 @@ class KasaLink:
 
     async def close(self) -> None:
         await disconnect(self.dev)
+        if (session := self.dev.config.http_client) is not None:
+            await session.close()
 
     def endpoint(self) -> tuple[str, int] | None:
         return self.dev.host, self.dev.port
@@ -72,6 +139,9 @@ class KasaRoute:
     host: str
     port: int | None
     connection: DeviceConnectionParameters
+
+    def moved(self, host: str) -> KasaRoute:
+        return replace(self, host=host)
 
     async def open(self, clients: Clients) -> KasaLink:
         config = KasaDeviceConfig(

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kasa import Credentials, Discover
 from kasa.exceptions import UnsupportedDeviceError
 
 from otelpower.core.model import Reading
-from otelpower.readers.native.errors import NotFound, TapoError
+from otelpower.readers.native.errors import NotFound, TapoError, Untrusted
 
 if TYPE_CHECKING:
     from tapo import ApiClient
@@ -33,6 +33,9 @@ class Fetched:
 
 
 class Link(Protocol):
+    #: the transport family the plug logged in with: one of TRANSPORTS
+    kind: str
+
     async def fetch(self) -> Fetched: ...
 
     async def close(self) -> None: ...
@@ -50,14 +53,57 @@ class Route(Protocol):
 
     async def open(self, clients: Clients) -> Link: ...
 
+    def moved(self, host: str) -> Route:
+        """The same transport at another address (a plug that moved)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What a login to one plug may do: ``pin`` limits it to one transport (the user's word);
+    ``proven`` is the transport the plug logged in with before (a plug that proved itself over
+    KLAP or TPAP is never sent the password over AES because a reply says so)."""
+
+    pin: str | None = None
+    proven: str | None = None
+
+    def check(self, transport: str, clients: Clients) -> None:
+        """Raise Untrusted when a login over ``transport`` would break the pin or hand the
+        account to a device that has not proven it is the plug."""
+        if self.pin is not None and transport != self.pin:
+            raise Untrusted(f"answers as {transport}, but its native.transport is {self.pin}")
+        if transport != "AES" or self.pin == "AES":
+            return
+        if self.proven in PROVING:
+            raise Untrusted(
+                f"answers as AES after logging in over {self.proven}: a downgrade that would"
+                " send the account password to whatever answers; not logged in"
+            )
+        if not clients.allow_aes and clients.kasa is not None:
+            raise Untrusted(AES_REFUSED)
+
+
+AES_REFUSED = (
+    "speaks AES, whose login sends the account password to whatever answers: not logged in"
+    " (to read it, set native: {host: ..., transport: AES} for this plug, or"
+    " credentials.allow_aes)"
+)
+
+
+#: where the plug proves it knows the account before anything derived from the password is
+#: sent (KLAP's server hash, TPAP's PAKE); AES sends the password to whatever answers
+PROVING = ("KLAP", "TPAP")
+
 
 @dataclass
 class Clients:
-    """The account as each library takes it, and the per-request timeout (whole seconds)."""
+    """The account as each library takes it, the per-request timeout (whole seconds), and
+    whether the account may go to plugs that speak AES (``credentials.allow_aes``)."""
 
     username: str = ""
     password: str = field(default="", repr=False)
     poll_timeout: float = 10.0
+    allow_aes: bool = False
     _tapo: ApiClient | None = field(default=None, repr=False)
 
     @property
@@ -102,31 +148,51 @@ class _KeepCancel:
             raise asyncio.CancelledError
 
 
-async def open_link(host: str, port: int | None, clients: Clients) -> Link:
+def transport_kind(connection: Any) -> str:
+    """``XOR`` / ``KLAP`` / ``AES`` of a python-kasa DeviceConnectionParameters."""
+    return str(connection.encryption_type.value).upper()
+
+
+def discovery_wait(clients: Clients) -> int:
+    """How long a login waits for the plug's discovery reply: a small part of the poll's
+    budget (whole seconds, python-kasa's unit), so a firewall that drops UDP leaves time for
+    the transports tried over TCP."""
+    return max(1, min(clients.request_timeout, math.floor(clients.poll_timeout / 4)))
+
+
+async def open_link(host: str, port: int | None, clients: Clients, trust: Trust = Trust()) -> Link:
     """Learn what the plug speaks and log in: UDP discovery first (its ``encrypt_type`` picks
-    the library); without a reply, python-kasa's transports over TCP, then the TPAP probe."""
-    from otelpower.readers.native.kasa_link import connect, disconnect
+    the library); without a reply, the transports over TCP (KLAP, XOR; AES only where
+    allowed), then the TPAP probe. A pinned plug skips discovery: only its transport is
+    tried. The account never goes where ``trust`` says it must not (Untrusted)."""
+    from otelpower.readers.native.kasa_link import connect, try_transports
     from otelpower.readers.native.tapo_link import TapoRoute
 
-    wait = clients.request_timeout
+    if trust.pin == "TPAP":
+        return await TapoRoute.at(host, port).open(clients)
+    if trust.pin is not None:
+        found = await try_transports(host, port, clients, trust)
+        if found is None:
+            raise NotFound(f"no {trust.pin} plug answered at {host}")
+        return found
+    wait = discovery_wait(clients)
     try:
         with _KeepCancel():
             dev = await Discover.discover_single(
-                host, port=port, credentials=clients.kasa, timeout=wait, discovery_timeout=wait
+                host, port=port, credentials=None, timeout=wait, discovery_timeout=wait
             )
     except UnsupportedDeviceError as exc:
         announced = _tpap_announced(exc)
         if announced is None:
             raise
+        trust.check("TPAP", clients)
         return await TapoRoute.announced(host, port, announced).open(clients)
     except TimeoutError:  # no discovery reply (python-kasa's TimeoutError is one too)
-        found = await Discover.try_connect_all(
-            host, port=port, timeout=wait, credentials=clients.kasa
-        )
-        if found is not None:  # logged in with python-kasa's batch size: again with ours
-            await disconnect(found)
-            return await connect(found.config)
+        found = await try_transports(host, port, clients, trust)
+        if found is not None:
+            return found
         try:
+            trust.check("TPAP", clients)
             return await TapoRoute.at(host, port).open(clients)
         except TapoError as exc:
             if exc.kind in ("offline", "timeout"):
@@ -134,5 +200,11 @@ async def open_link(host: str, port: int | None, clients: Clients) -> Link:
             raise
     if dev is None:  # pragma: no cover - only with on_unsupported
         raise UnsupportedDeviceError("unsupported device")
-    # not connected yet: its config (transport, credentials) connects with our batch size
-    return await connect(dev.config)
+    # the reply (untrusted) names the transport: checked before the account goes anywhere
+    config = dev.config
+    try:
+        trust.check(transport_kind(config.connection_type), clients)
+    except Untrusted as exc:
+        exc.endpoint = (host, port or config.connection_type.http_port or 80)
+        raise
+    return await connect(replace(config, credentials=clients.kasa))

@@ -112,7 +112,7 @@ async def _details(plug: kasa_discovery.FoundPlug, clients: Clients) -> dict[str
 async def discover_plugs(
     targets: list[str], wait_s: float, clients: Clients
 ) -> list[dict[str, Any]]:
-    found = await kasa_discovery.probe(targets, wait_s=wait_s, credentials=clients.kasa)
+    found = await kasa_discovery.probe(targets, wait_s=wait_s)  # no account in a probe
     rows = await asyncio.gather(*(_details(p, clients) for p in found.values()))
     return sorted(rows, key=lambda r: r["mac"])
 

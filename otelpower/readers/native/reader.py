@@ -13,6 +13,15 @@ once per ``AUTH_RETRY_S`` (plugs lock themselves after a few failed logins), nev
 A discovery task follows plugs by MAC when their IP changes, and adopts plugs the file does
 not list when it has no list (or ``discovery.adopt``): those are named by their alias, in
 room and shelf "unassigned".
+
+Nothing that answers on the LAN is believed on its word (README "Security on the LAN"): a
+plug the file gives a host is never moved by a discovery reply; a plug found by discovery
+moves only when it has vanished where it was, and a move is provisional until a poll works
+there (a failure sends it back to where it last answered, and a rejected login there does
+not close the login gate); the account goes over AES only where the user allowed it
+(links.Trust). Adoption is capped (discovery.max_adopted), adopted plugs that never
+answered are forgotten without a series or a log line, and they take at most a quarter of
+poll.concurrency, so listed plugs are polled ahead of them.
 """
 
 from __future__ import annotations
@@ -32,8 +41,14 @@ from otelpower.core.publisher import PollRecorder
 from otelpower.readers.base import Reader
 from otelpower.readers.native import discovery as kasa_discovery
 from otelpower.readers.native import settings
-from otelpower.readers.native.errors import NotFound, WrongDevice, classify, socket_detail
-from otelpower.readers.native.links import Clients, Link, Route, open_link
+from otelpower.readers.native.errors import (
+    NotFound,
+    Untrusted,
+    WrongDevice,
+    classify,
+    socket_detail,
+)
+from otelpower.readers.native.links import Clients, Link, Route, Trust, open_link
 from otelpower.readers.native.spec import AUTH_RETRY_S, SPEC
 
 log = logging.getLogger(__name__)
@@ -43,13 +58,24 @@ CONNECT_TIMEOUT_S = 1.0
 #: stopping cancels a loop that has not ended again after this long (see _stop_loops)
 STOP_AGAIN_S = 0.5
 _VANISHED = (DeviceStatus.OFFLINE, DeviceStatus.TIMEOUT)
+#: an adopted plug whose first polls all failed is forgotten after this many
+FORGET_AFTER = 3
+#: a forgotten plug is not adopted again for this long; at most this many are remembered
+FORGOTTEN_S = 3600.0
+FORGOTTEN_MAX = 4096
 
 
 @dataclass
 class _Plug:
     cfg: DeviceConfig
-    host: str | None
+    host: str | None  # where it is polled now
     port: int | None
+    home: str | None = None  # the file's host: never moved from it
+    pin: str | None = None  # the file's transport: no other is tried
+    adopted: bool = False  # found by discovery, not in the file
+    proven: str | None = None  # the transport its last good poll logged in with
+    proven_host: str | None = None  # where its last good poll was
+    alive: bool = False  # adopted, refused (AES), but a device does listen there
     link: Link | None = None
     route: Route | None = None  # how to log in again without discovery
     endpoint: tuple[str, int] | None = None  # host and port of the last link that worked
@@ -135,7 +161,9 @@ class NativeReader(Reader):
     ) -> None:
         super().__init__(config, SPEC, store=store, recorder=recorder)
         creds = settings.credentials(config)
-        self._clients = Clients(creds.username, creds.password, config.poll_timeout)
+        self._clients = Clients(
+            creds.username, creds.password, config.poll_timeout, allow_aes=creds.allow_aes
+        )
         self._auth_retry_s = auth_retry_s
         self.discovery = settings.discovery(config)
         self._adopt = settings.adopts(config) and devices is None
@@ -143,6 +171,10 @@ class NativeReader(Reader):
         self._loops: set[asyncio.Task[None]] = set()  # each plug's, discovery's
         self._stopping = False  # run() is being cancelled: every loop ends
         self._sem = asyncio.Semaphore(config.concurrency)
+        self._adopted_sem = asyncio.Semaphore(max(1, config.concurrency // 4))
+        self._forgotten: dict[str, float] = {}  # MAC -> time.monotonic() it may come back
+        self._capped = False  # discovery.max_adopted reached (said once)
+        self._elsewhere: set[tuple[str, str]] = set()  # (MAC, address) said once
         self._epoch = 0.0  # the poll grid's first tick (loop time)
         self._discovery_wanted = asyncio.Event()
         self._discovered = asyncio.Event()  # the first discovery round is over
@@ -151,7 +183,9 @@ class NativeReader(Reader):
         self._plugs = []
         for d in config.owned_devices(SPEC.protocol) if devices is None else devices:
             target = settings.target(d) or settings.NativeTarget()
-            self._plugs.append(_Plug(d, target.host, target.port))
+            self._plugs.append(
+                _Plug(d, target.host, target.port, home=target.host, pin=target.transport)
+            )
         for plug in self._plugs:
             if plug.cfg.device:  # unnamed plugs appear with their alias, at their first poll
                 self._publish(plug, DeviceStatus.PENDING)
@@ -224,6 +258,9 @@ class NativeReader(Reader):
         while True:
             await self._poll(plug, due)
             plug.wake.clear()
+            if self._unknown(plug) and plug.failures >= FORGET_AFTER:
+                self._forget(plug)
+                return
             # the tick the delay reaches (never one already past: a poll may overrun it)
             tick = max(tick + math.ceil(self._delay(plug) / interval - 1e-9), self._tick() + 1)
             due = self._epoch + tick * interval
@@ -266,6 +303,22 @@ class NativeReader(Reader):
         back, plug.gone = connected and plug.gone, not connected
         return back
 
+    @staticmethod
+    def _unknown(plug: _Plug) -> bool:
+        """Adopted on a discovery reply's word, and nothing there has answered since."""
+        return plug.adopted and plug.proven is None and not plug.alive
+
+    def _forget(self, plug: _Plug) -> None:
+        """An adopted plug that never answered: dropped (a spoofed reply, or a device that
+        is no plug), not adopted again for FORGOTTEN_S."""
+        mac = plug.cfg.device_id
+        self._plugs.remove(plug)
+        self.publisher.remove(mac)
+        if len(self._forgotten) >= FORGOTTEN_MAX:
+            del self._forgotten[next(iter(self._forgotten))]
+        self._forgotten[mac] = time.monotonic() + FORGOTTEN_S
+        log.debug("%s at %s never answered: forgotten", mac, plug.host)
+
     async def _discovery_loop(self) -> None:
         """Probe now, then every discovery.interval, or sooner when a plug goes missing."""
         min_gap = max(self.config.poll_interval, 5.0)
@@ -282,40 +335,66 @@ class NativeReader(Reader):
             self._discovery_wanted.clear()
 
     async def _discover_once(self) -> None:
-        # the hosts in use, and the configured ones (names resolve afresh: followed if they move)
-        configured = [t.host for p in self._plugs if (t := settings.target(p.cfg)) and t.host]
-        hosts = [p.host for p in self._plugs if p.host] + configured
+        # unicast to where plugs without a host in the file last answered (never to an
+        # address that did not: a spoofed reply must not make otelpower a flood's source)
+        answered = [p.proven_host for p in self._plugs if p.home is None and p.proven_host]
         found = await kasa_discovery.probe(
-            [*self.discovery.targets, *hosts],
+            [*self.discovery.targets, *answered],
             wait_s=min(3.0, self.config.poll_timeout),
         )
-        for plug in self._plugs:
+        for plug in list(self._plugs):
             seen = found.get(plug.cfg.device_id)
-            if seen is None or seen.ip == plug.host:
-                continue
-            log.info(
-                "%s (%s) found at %s (was %s)",
-                plug.name,
-                plug.cfg.device_id,
-                seen.ip,
-                plug.host or "unknown",
-            )
-            plug.host = seen.ip
-            plug.route = None
-            await self._drop(plug)
-            plug.failures = 0
-            plug.wake.set()
+            if seen is not None and seen.ip != plug.host:
+                await self._seen_elsewhere(plug, seen.ip)
         if self._adopt:
             self._adopt_unlisted(found)
 
+    async def _seen_elsewhere(self, plug: _Plug, ip: str) -> None:
+        """A discovery reply with the plug's MAC from another address: a plug that moved
+        (DHCP), or anything else on the LAN that says it is that plug."""
+        mac = plug.cfg.device_id
+        status = self.publisher.status(mac)
+        if plug.home is not None or (plug.host is not None and status not in _VANISHED):
+            if (mac, ip) not in self._elsewhere and len(self._elsewhere) < FORGOTTEN_MAX:
+                self._elsewhere.add((mac, ip))
+                why = "the file puts it" if plug.home is not None else "it answers"
+                log.warning(
+                    "%s (%s): a discovery reply from %s says it is this plug, but %s at %s:"
+                    " not moved (another device claims its MAC?)",
+                    plug.name,
+                    mac,
+                    ip,
+                    why,
+                    plug.home or plug.host,
+                )
+            return
+        log.info("%s (%s) found at %s (was %s)", plug.name, mac, ip, plug.host or "unknown")
+        plug.host = ip
+        if plug.route is not None:  # the transport it proved, at the new address
+            plug.route = plug.route.moved(ip)
+        await self._drop(plug)
+        plug.failures = 0
+        plug.wake.set()
+
     def _adopt_unlisted(self, found: dict[str, kasa_discovery.FoundPlug]) -> None:
         known = {p.cfg.device_id for p in self._plugs}
+        now = time.monotonic()
+        cap = self.discovery.max_adopted
+        adopted = sum(1 for p in self._plugs if p.adopted)
+        left_out = 0
         for mac, seen in sorted(found.items()):
             # a plug the file lists for other readers only (protocols:) stays theirs
             if mac in known or self.config.device(mac) is not None or not self.config.owns(mac):
                 continue
-            plug = _Plug(DeviceConfig.unlisted(mac), seen.ip, None)
+            if self._forgotten.get(mac, 0.0) > now:
+                continue
+            if adopted >= cap:
+                left_out += 1
+                continue
+            self._forgotten.pop(mac, None)
+            plug = _Plug(DeviceConfig.unlisted(mac), seen.ip, None, adopted=True)
             self._plugs.append(plug)
+            adopted += 1
             log.info(
                 "%s %s found at %s, not in the config: exported in room/shelf %r",
                 seen.model,
@@ -325,6 +404,14 @@ class NativeReader(Reader):
             )
             if self._tasks is not None and not self._stopping:
                 self._start(self._plug_loop(plug), f"poll {mac}")
+        if left_out and not self._capped:
+            log.warning(
+                "discovery.max_adopted (%d) reached: %d more plugs found are not read"
+                " (list the ones you want in the config, or raise discovery.max_adopted)",
+                cap,
+                left_out,
+            )
+        self._capped = left_out > 0
 
     # -- one poll ---------------------------------------------------------------------------
 
@@ -332,6 +419,13 @@ class NativeReader(Reader):
         """One poll. Its deadline is ``poll.timeout`` after it was ``due`` (loop time), not
         after it found a place in the limit (late in a cycle of many plugs), so every plug's
         state is settled within poll.timeout of its tick; but at least half of it from now."""
+        if plug.adopted:  # at most a quarter of the slots: listed plugs come first
+            async with self._adopted_sem:
+                await self._poll_limited(plug, due)
+        else:
+            await self._poll_limited(plug, due)
+
+    async def _poll_limited(self, plug: _Plug, due: float | None) -> None:
         loop = asyncio.get_running_loop()
         timeout = self.config.poll_timeout
         await self._sem.acquire()
@@ -354,10 +448,14 @@ class NativeReader(Reader):
                 plug.failures = 0
                 plug.took_s = loop.time() - started
                 plug.info = fetched.info
-                if plug.route is None and plug.link is not None:
-                    plug.route = plug.link.route()  # once a login and a fetch worked
+                if plug.link is not None:  # a login and a fetch worked: the plug proved itself
+                    if plug.route is None:
+                        plug.route = plug.link.route()
                     plug.endpoint = plug.link.endpoint()
+                    plug.proven, plug.proven_host = plug.link.kind, plug.host
                 self._publish(plug, DeviceStatus.OK, readings=fetched.readings)
+            if self._unknown(plug):
+                return  # never answered: no series, no line (it may be a spoofed reply)
             self.publisher.polled(
                 plug.cfg.device_id,
                 plug.name,
@@ -371,7 +469,8 @@ class NativeReader(Reader):
             if plug.host is None:
                 raise NotFound("not found by discovery yet")
             if plug.route is None:
-                plug.link = await open_link(plug.host, plug.port, self._clients)
+                trust = Trust(plug.pin, plug.proven)
+                plug.link = await open_link(plug.host, plug.port, self._clients, trust)
             else:
                 plug.link = await plug.route.open(self._clients)
         return plug.link
@@ -394,12 +493,28 @@ class NativeReader(Reader):
             # re-learn the transport: a firmware update or the app's Third-Party
             # Compatibility switch changes it (KLAP <-> TPAP) at the same address
             plug.route = None
+        moved = plug.proven_host is not None and plug.host != plug.proven_host
+        if moved:  # a provisional move failed: back to where it last answered
+            assert plug.proven_host is not None
+            if status is DeviceStatus.AUTH_FAILED:  # not the plug's fault: no login gate
+                status = DeviceStatus.ERROR
+                detail = f"login rejected at {plug.host}, where a discovery reply put it"
+            detail += f"; back to {plug.proven_host}, where it last answered"
+            plug.host = plug.proven_host
+            if plug.route is not None:
+                plug.route = plug.route.moved(plug.host)
         if status is DeviceStatus.AUTH_FAILED:
             plug.login_after = time.monotonic() + self._auth_retry_s
         if plug.failures == 0:  # later in the streak, only probes say whether it is there
             plug.gone = status in _VANISHED
         plug.failures += 1
         await self._drop(plug)
+        if self._unknown(plug) and isinstance(exc, Untrusted) and exc.endpoint and left > 0:
+            # refused before any login (AES): a device that listens is shown, with the remedy
+            plug.alive = await _connect(*exc.endpoint, left) is None
+        if self._unknown(plug):
+            log.debug("%s at %s: %s: %s", plug.cfg.device_id, plug.host, status, detail)
+            return  # never answered: nothing exported, logged or asked of discovery
         self._publish(plug, status, detail=detail)
         if status in (DeviceStatus.OFFLINE, DeviceStatus.TIMEOUT) and self.discovery.enabled:
             self._discovery_wanted.set()

@@ -15,6 +15,10 @@ from otelpower.config.schema import Config, DeviceConfig
 from otelpower.config.yamlsource import Path_
 
 DEFAULT_TARGETS = ("255.255.255.255",)
+#: devices[].native.transport: the login a plug is pinned to (links.TRANSPORTS)
+PINS = ("XOR", "KLAP", "AES", "TPAP")
+#: discovery.max_adopted: plugs the file does not list that are read at most
+MAX_ADOPTED = 64
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,7 @@ class NativeTarget:
 
     host: str | None = None
     port: int | None = None
+    transport: str | None = None  # pinned: only this login is tried, whatever a reply says
 
     def claim(self) -> tuple[tuple[str, ...], str] | None:
         """One plug per address: two devices with the same host (and port) are refused."""
@@ -41,6 +46,7 @@ class Discovery:
     targets: tuple[str, ...] = DEFAULT_TARGETS
     #: export plugs the file does not list; None: only when the file lists none
     adopt: bool | None = None
+    max_adopted: int = MAX_ADOPTED
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class CredentialsConfig:
 
     username: str = ""
     password: str = field(default="", repr=False)
+    #: log in to plugs that speak AES, whose login sends the password to whatever answers
+    allow_aes: bool = False
 
     @property
     def present(self) -> bool:
@@ -105,14 +113,24 @@ def _host(r: Fields, m: dict[str, Any], key: str, path: Path_) -> str | None:
 
 
 def parse_target(r: Fields, raw: Any, path: Path_) -> NativeTarget:
-    m = r.mapping(raw, path, {"host", "port"})
+    m = r.mapping(raw, path, {"host", "port", "transport"})
+    pin = m.get("transport")
+    if isinstance(pin, str) and pin.upper() in PINS:
+        pin = pin.upper()
+    elif pin is not None:
+        r.doc.problem((*path, "transport"), f"must be one of {', '.join(PINS)}, got {pin!r:.40}")
+        pin = None
+    if pin is not None and m.get("host") is None:
+        r.doc.problem((*path, "transport"), "pins the plug's login: give its host too")
     return NativeTarget(
-        host=_host(r, m, "host", path), port=r.integer(m, "port", path, None, 1, 65535)
+        host=_host(r, m, "host", path),
+        port=r.integer(m, "port", path, None, 1, 65535),
+        transport=pin,
     )
 
 
 def parse_discovery(r: Fields, raw: Any, path: Path_) -> Discovery:
-    m = r.mapping(raw, path, {"enabled", "interval", "targets", "adopt"})
+    m = r.mapping(raw, path, {"enabled", "interval", "targets", "adopt", "max_adopted"})
     targets = DEFAULT_TARGETS
     if "targets" in m:
         raw_targets = m["targets"]
@@ -128,12 +146,13 @@ def parse_discovery(r: Fields, raw: Any, path: Path_) -> Discovery:
         interval=r.number(m, "interval", path, 300.0, 1, 86400),
         targets=targets,
         adopt=r.flag(m, "adopt", path, False) if "adopt" in m else None,
+        max_adopted=r.integer(m, "max_adopted", path, MAX_ADOPTED, 0, 10000) or 0,
     )
 
 
 def parse_credentials(r: Fields, raw: Any, path: Path_) -> CredentialsConfig:
     """Credentials from ${VAR} references or mounted secret files; never literal passwords."""
-    keys = {"username", "password", "username_file", "password_file"}
+    keys = {"username", "password", "username_file", "password_file", "allow_aes"}
     m = r.mapping(raw, path, keys)
     if "password" in m and (*path, "password") not in r.doc.from_env:
         r.doc.problem(
@@ -175,4 +194,8 @@ def parse_credentials(r: Fields, raw: Any, path: Path_) -> CredentialsConfig:
         else:
             values[name] = r.environ.get(f"KASA_{name.upper()}", "")
     # a *_file of the wrong type is already a problem, reported by raise_if_problems
-    return CredentialsConfig(values.get("username", ""), values.get("password", ""))
+    return CredentialsConfig(
+        values.get("username", ""),
+        values.get("password", ""),
+        allow_aes=r.flag(m, "allow_aes", path, False),
+    )

@@ -19,9 +19,10 @@ REMEDIES: dict[DeviceStatus, str] = {
         f" {AUTH_RETRY_S / 60:g} minutes, or when restarted"
     ),
     DeviceStatus.UNSUPPORTED: (
-        "this firmware speaks a login no client library supports yet (e.g. TPAP with cloud"
-        " certificates): turn on Third-Party Compatibility in the Tapo app"
-        " (Me > Third-Party Services), or read the plug over Matter (--protocol matter)"
+        "the plug speaks a login otelpower will not use (the detail says why and what to set)"
+        " or no client library supports yet (e.g. TPAP with cloud certificates: turn on"
+        " Third-Party Compatibility in the Tapo app, Me > Third-Party Services, or read the"
+        " plug over Matter, --protocol matter)"
     ),
     DeviceStatus.OFFLINE: "check that the plug is powered and on the network, and its host",
     DeviceStatus.TIMEOUT: "the plug did not answer in time; check Wi-Fi signal and poll.timeout",

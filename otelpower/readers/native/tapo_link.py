@@ -46,6 +46,10 @@ class TapoRoute:
         model = str(result.get("device_model") or "")
         return cls.at(host, port, tapo_values.is_strip(model) if model else None)
 
+    def moved(self, host: str) -> TapoRoute:
+        port = self.address.rpartition(":")[2] if ":" in self.address else None
+        return TapoRoute(f"{host}:{port}" if port else host, self.strip)
+
     async def open(self, clients: Clients) -> TapoLink:
         client = clients.tapo()
         login = client.p304 if self.strip else client.p110
@@ -53,6 +57,8 @@ class TapoRoute:
 
 
 class TapoLink:
+    kind = "TPAP"
+
     def __init__(self, handler: Any, route: TapoRoute, clients: Clients) -> None:
         self._handler = handler
         self._route = route
