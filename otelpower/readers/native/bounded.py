@@ -11,6 +11,9 @@ refuses a length header past it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
@@ -20,6 +23,31 @@ from kasa.transports import XorTransport
 from otelpower.readers.native.errors import MAX_REPLY_BYTES, ReplyTooLarge
 
 _CHUNK = 64 << 10
+#: the refusals of the call under ``refusals()`` (python-kasa turns a failed batch into
+#: per-query error codes, which lose the cause)
+_REFUSED: ContextVar[list[ReplyTooLarge] | None] = ContextVar("refused", default=None)
+
+
+def _refuse(size: int | None) -> ReplyTooLarge:
+    exc = ReplyTooLarge(size)
+    if (seen := _REFUSED.get()) is not None:
+        seen.append(exc)
+    return exc
+
+
+@contextlib.contextmanager
+def refusals() -> Iterator[None]:
+    """A failure of the block after a refused reply is raised as that refusal."""
+    seen: list[ReplyTooLarge] = []
+    token = _REFUSED.set(seen)
+    try:
+        yield
+    except Exception as exc:
+        if seen and not isinstance(exc, ReplyTooLarge):
+            raise seen[0] from exc
+        raise
+    finally:
+        _REFUSED.reset(token)
 
 
 class BoundedResponse(aiohttp.ClientResponse):
@@ -28,13 +56,13 @@ class BoundedResponse(aiohttp.ClientResponse):
     async def read(self) -> bytes:
         try:
             if (self.content_length or 0) > MAX_REPLY_BYTES:
-                raise ReplyTooLarge(self.content_length)
+                raise _refuse(self.content_length)
             chunks: list[bytes] = []
             size = 0
             while chunk := await self.content.read(_CHUNK):
                 size += len(chunk)
                 if size > MAX_REPLY_BYTES:
-                    raise ReplyTooLarge(None)
+                    raise _refuse(None)
                 chunks.append(chunk)
         except BaseException:
             self.close()  # the rest is never read: the connection goes
@@ -56,7 +84,7 @@ class _BoundedReader:
 
     async def readexactly(self, n: int) -> bytes:
         if n > MAX_REPLY_BYTES:
-            raise ReplyTooLarge(n)
+            raise _refuse(n)
         return await self._reader.readexactly(n)
 
     def __getattr__(self, name: str) -> Any:

@@ -13,7 +13,7 @@ from kasa.deviceconfig import DeviceConnectionParameters
 from kasa.exceptions import AuthenticationError
 from kasa.protocols import IotProtocol
 
-from otelpower.readers.native.bounded import BoundedXorTransport, http_session
+from otelpower.readers.native.bounded import BoundedXorTransport, http_session, refusals
 from otelpower.readers.native.errors import Untrusted
 from otelpower.readers.native.links import Clients, Fetched, Trust, transport_kind
 from otelpower.readers.native.values import device_info, device_mac, device_readings
@@ -43,15 +43,16 @@ async def connect(config: KasaDeviceConfig) -> KasaLink:
     session = http_session()
     config = replace(config, batch_size=BATCH_SIZE, http_client=session)
     try:
-        if config.connection_type.encryption_type is DeviceEncryptionType.Xor:
-            protocol = IotProtocol(transport=BoundedXorTransport(config=config))
-            try:
-                dev = await kasa_connect(config, protocol)
-            except BaseException:
-                await protocol.close()
-                raise
-        else:
-            dev = await Device.connect(config=config)
+        with refusals():
+            if config.connection_type.encryption_type is DeviceEncryptionType.Xor:
+                protocol = IotProtocol(transport=BoundedXorTransport(config=config))
+                try:
+                    dev = await kasa_connect(config, protocol)
+                except BaseException:
+                    await protocol.close()
+                    raise
+            else:
+                dev = await Device.connect(config=config)
     except BaseException:
         await session.close()
         raise
@@ -108,6 +109,10 @@ class KasaLink:
         self._renew = False
 
     async def fetch(self) -> Fetched:
+        with refusals():
+            return await self._fetch()
+
+    async def _fetch(self) -> Fetched:
         if self._renew:
             # python-kasa backs off a failed module and disables it after 10 errors: a fresh
             # Device reads it again as soon as the plug recovers

@@ -125,20 +125,34 @@ async def test_spoiled_replies_are_a_state_and_recover(simulator, profile, caplo
     assert len(changes) <= 2 * len(SPOILED) + 1, changes  # a line per change, not per poll
 
 
-async def test_oversized_reply_is_read(simulator) -> None:
-    """A valid reply padded to megabytes is still read, and the other plug is not held up."""
+@pytest.mark.parametrize(
+    ("profile", "size"),
+    # 8x the limit: the emulator builds its reply on the test's own loop (XOR in pure Python)
+    [("kp115_xor", 8 << 20), ("p110_klap", 8 << 20), ("p110_aes", 8 << 20)],
+)
+async def test_a_huge_reply_is_refused_before_it_is_read(simulator, profile, size) -> None:
+    """A reply of megabytes (a hostile host; a plug's is a few kB) is refused at its length, not
+    read, decrypted and parsed on the event loop: the poll ends well inside poll.timeout as
+    an error that says so, and the other plug in the same poll is read."""
     big, small = await simulator.start(
-        [PlugOptions(PROFILES["p110_klap"]), PlugOptions(PROFILES["p110_klap"])]
+        [PlugOptions(PROFILES[profile]), PlugOptions(PROFILES["p110_klap"])]
     )
-    await big.set_fault(Fault.OVERSIZED)
-    reader = NativeReader(make_config(simulator.config_dict(), poll={"timeout": 5}))
+    reader = NativeReader(make_config(simulator.config_dict(), poll={"timeout": 4}))
+    loop = asyncio.get_running_loop()
     try:
+        await reader.poll_all()  # logged in, read normally
+        assert reader.store.get(big.mac).up
+        big.oversize_bytes = size
+        await big.set_fault(Fault.OVERSIZED)
+        started = loop.time()
         await reader.poll_all()
+        took = loop.time() - started
     finally:
         await reader.close()
     assert reader.store.get(small.mac).up
     snap = reader.store.get(big.mac)
-    assert snap.status in (DeviceStatus.OK, DeviceStatus.ERROR, DeviceStatus.TIMEOUT), snap
+    assert snap.status is DeviceStatus.ERROR and "refused" in snap.detail, snap
+    assert took < 4, took  # refused at the length, not after reading it all
 
 
 async def test_flapping_plug_does_not_flood_the_log(simulator, caplog) -> None:
