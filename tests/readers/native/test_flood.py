@@ -24,7 +24,7 @@ from otelpower.sim.xor import xor_decrypt, xor_encrypt
 from tests.conftest import make_config
 
 PROFILES = {p.stem: p for p in builtin_profiles()}
-ENV = {"KASA_USERNAME": "owner@example.com", "KASA_PASSWORD": "right-pass"}
+ENV = {"KASA_USERNAME": "owner@example.com", "KASA_PASSWORD": "right"}
 REPLIES = 2000  # per probe, each from its own address
 WATCHED = 16  # spoofed addresses that count the discovery probes otelpower sends them
 INTERVAL, TIMEOUT = 1.0, 2.0
@@ -78,7 +78,7 @@ def _no_cap_warning_twice(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 async def test_a_discovery_flood_is_bounded(simulator, caplog) -> None:
     klap, xor = await simulator.start(
         [
-            PlugOptions(PROFILES["p110_klap"], username=ENV["KASA_USERNAME"], password="right-pass"),
+            PlugOptions(PROFILES["p110_klap"], username=ENV["KASA_USERNAME"], password="right"),
             PlugOptions(PROFILES["kp115_xor"]),
         ]
     )
