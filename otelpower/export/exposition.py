@@ -46,7 +46,7 @@ FAILURE_LOG_EVERY_S = 300.0
 class Rendering:
     body: bytes
     gzipped: bytes
-    rendered_at: float  # time.time()
+    rendered_at: float  # time.monotonic(): CLOCK_MONOTONIC, the same in every process
     cost_s: float
     seq: int = 0  # increases with every rendering
 
@@ -166,7 +166,7 @@ class CachedExposition:
             body = generate_latest(self._registry)
             self._seq += 1
             rendering = Rendering(
-                body, gzip.compress(body, 1), time.time(), time.perf_counter() - started, self._seq
+                body, gzip.compress(body, 1), time.monotonic(), time.perf_counter() - started, self._seq
             )
             self._current = rendering
             for listener in self.listeners:

@@ -61,7 +61,7 @@ class Rendering(Protocol):
     @property
     def gzipped(self) -> bytes: ...
     @property
-    def rendered_at(self) -> float: ...  # time.time()
+    def rendered_at(self) -> float: ...  # time.monotonic(): a wall-clock step is no age
     @property
     def cost_s(self) -> float: ...
     @property
@@ -117,7 +117,7 @@ class Health:
         if (age := self._age()) > STALE_TICK_S:
             return f"otelpower's main process has not ticked for {age:.0f}s"
         if rendering is not None:
-            age = time.time() - rendering.rendered_at
+            age = time.monotonic() - rendering.rendered_at
             if age > STALE_RENDERING_S + COST_FACTOR * rendering.cost_s:
                 return f"the newest rendering is {age:.0f}s old"
         return None
