@@ -166,7 +166,11 @@ class CachedExposition:
             body = generate_latest(self._registry)
             self._seq += 1
             rendering = Rendering(
-                body, gzip.compress(body, 1), time.monotonic(), time.perf_counter() - started, self._seq
+                body,
+                gzip.compress(body, 1),
+                time.monotonic(),
+                time.perf_counter() - started,
+                self._seq,
             )
             self._current = rendering
             for listener in self.listeners:

@@ -156,6 +156,9 @@ class DeviceModel:
             o.start_ledger(self.clock(), self.utc_offset_s, o.today0_wh, o.month0_wh)
         #: reply keys forced to a value wherever they occur (fuzzing the client's parsing)
         self.overrides: dict[str, Any] = {}
+        #: the next N batched requests (multipleRequest) are answered JSON_DECODE_FAIL (-1003),
+        #: as P100s do now and then (python-kasa then sends one query per request)
+        self.reject_batches = 0
 
     # -- construction ---------------------------------------------------------------
 
@@ -313,6 +316,9 @@ class DeviceModel:
         method = request.get("method")
         params = request.get("params")
         if method == "multipleRequest":
+            if self.reject_batches > 0:
+                self.reject_batches -= 1
+                return {"error_code": -1003}
             return {"error_code": 0, "result": {"responses": self._multi(params, None)}}
         try:
             result = self._smart_call(str(method), params, None)

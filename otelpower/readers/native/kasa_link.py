@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass, replace
 
 from kasa import Device, DeviceEncryptionType, DeviceFamily
@@ -18,6 +19,12 @@ from otelpower.readers.native.errors import Untrusted
 from otelpower.readers.native.links import Clients, Fetched, Trust, transport_kind
 from otelpower.readers.native.values import device_info, device_mac, device_readings
 
+log = logging.getLogger(__name__)
+
+#: polls a plug is read one query per request after python-kasa fell back to that (a batch
+#: answered JSON_DECODE_FAIL or late) before a new Device batches again: python-kasa keeps the
+#: fallback for the life of the Device (7 requests a poll over KLAP instead of 1)
+BATCH_AGAIN_AFTER = 3
 #: queries per multipleRequest (python-kasa's DeviceConfig.batch_size; its default is 5): a
 #: P110's update is 7 module queries, two requests at 5, one at this. python-kasa falls back
 #: to one query per request by itself when a plug rejects a batch (JSON decode error, timeout)
@@ -107,6 +114,8 @@ class KasaLink:
         self.kind = transport_kind(dev.config.connection_type)
         self._updated = updated  # Device.connect updates once already
         self._renew = False
+        self._single = 0  # polls since python-kasa fell back to one query per request
+        self._said = False  # that fallback was logged (once per plug)
 
     async def fetch(self) -> Fetched:
         with refusals():
@@ -124,7 +133,26 @@ class KasaLink:
         self._updated = False
         readings = device_readings(self.dev)
         self._renew = any(d.reason == "unreadable" for r in readings for d in r.dropped)
+        self._renew |= self._batch_again()
         return Fetched(device_info(self.dev), readings, device_mac(self.dev))
+
+    def _batch_again(self) -> bool:
+        """True when python-kasa has sent one query per request for BATCH_AGAIN_AFTER polls
+        (it read its own private batch size: python-kasa has no public one)."""
+        single = getattr(self.dev.protocol, "_multi_request_batch_size", BATCH_SIZE) == 1
+        if not single:
+            self._single = 0
+            return False
+        if not self._said:
+            self._said = True
+            log.info(
+                "%s: a batched request was refused or late; one query per request for %d"
+                " polls, then batched again",
+                self.dev.host,
+                BATCH_AGAIN_AFTER,
+            )
+        self._single += 1
+        return self._single >= BATCH_AGAIN_AFTER
 
     async def close(self) -> None:
         await disconnect(self.dev)

@@ -72,3 +72,30 @@ async def test_fixture_corpus_reads_the_same_batched(simulator, requests) -> Non
         pytest.skip(f"no fixture corpus at {FIXTURES}")
     counts = await _compare(simulator, paths, requests)
     assert all(n >= 1 for n in counts.values())
+
+
+async def test_batching_comes_back_after_a_refused_batch(simulator, requests, caplog) -> None:
+    """One batch answered JSON_DECODE_FAIL: python-kasa sends one query per request for the
+    life of its Device; the link reads that way for a few polls, then batches again."""
+    import logging
+
+    from otelpower.readers.native.kasa_link import BATCH_AGAIN_AFTER
+
+    (plug,) = await simulator.start([PlugOptions(PROFILES["p110_klap"])])
+    link = await open_link(plug.host, plug.port, Clients(poll_timeout=10))
+    caplog.set_level(logging.INFO, logger="otelpower")
+    per_poll = []
+    try:
+        await link.fetch()
+        plug.device.reject_batches = 1
+        for _ in range(BATCH_AGAIN_AFTER + 3):
+            requests.clear()
+            fetched = await link.fetch()
+            assert fetched.readings
+            per_poll.append(len(requests))
+    finally:
+        await link.close()
+    assert per_poll[1] > 1, per_poll  # one query per request meanwhile
+    assert per_poll[-2:] == [1, 1], per_poll  # batched again
+    said = [r for r in caplog.records if "one query per request" in r.getMessage()]
+    assert len(said) == 1
