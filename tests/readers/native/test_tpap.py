@@ -190,3 +190,29 @@ async def test_tpap_plug_without_discovery_reply_is_found_by_the_probe(simulator
         await reader.close()
     snap = reader.store.get(plug.mac)
     assert snap.up and snap.info["transport"] == "TPAP", snap
+
+
+async def test_tpap_behind_a_firewall_that_drops_udp(simulator) -> None:
+    """TCP to the plug passes, UDP discovery does not (a common IoT-VLAN rule): the plug is
+    read with poll.timeout 4, every poll (the transport learned once is kept), and the login
+    waits for discovery only a small part of the budget."""
+    options = tpap()
+    options.discoverable = False
+    (plug,) = await simulator.start([options])
+    data = simulator.config_dict()
+    data["discovery"] = {"enabled": False}
+    reader = NativeReader(make_config(data, ENV, poll={"interval": 0.3, "timeout": 4}))
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        await reader.poll_all()
+        first = loop.time() - started
+        assert reader.store.get(plug.mac).up, reader.store.get(plug.mac)
+        for _ in range(3):
+            await reader.poll_all()
+            assert reader.store.get(plug.mac).up
+    finally:
+        await reader.close()
+    assert first < 4, first
+    assert plug.logins == 1, "logged in once, read on that route"
+    print(f"TPAP without a discovery reply: first poll (learn + login) {first:.2f}s")
