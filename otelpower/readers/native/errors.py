@@ -12,6 +12,7 @@ import errno
 import os
 import re
 import socket
+from collections.abc import Iterator
 
 from kasa.exceptions import AuthenticationError, KasaException, UnsupportedDeviceError
 
@@ -101,7 +102,8 @@ class ReplyTooLarge(Exception):
         super().__init__(f"a reply of {said} refused (a plug's is a few kB; the limit is 1 MiB)")
 
 
-def _in_chain[E: BaseException](exc: BaseException, kind: type[E]) -> E | None:
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its causes and contexts, and exceptions among its args (once each)."""
     seen: set[int] = set()
     todo: list[BaseException] = [exc]
     while todo:
@@ -109,11 +111,13 @@ def _in_chain[E: BaseException](exc: BaseException, kind: type[E]) -> E | None:
         if id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, kind):
-            return e
-        todo += [x for x in (e.__cause__, e.__context__) if x]
+        yield e
+        todo += [x for x in (e.__cause__, e.__context__, getattr(e, "os_error", None)) if x]
         todo += [a for a in e.args if isinstance(a, BaseException)]
-    return None
+
+
+def _in_chain[E: BaseException](exc: BaseException, kind: type[E]) -> E | None:
+    return next((e for e in _chain(exc) if isinstance(e, kind)), None)
 
 
 def classify(exc: BaseException, timeout: float) -> tuple[DeviceStatus, str]:
@@ -132,6 +136,8 @@ def classify(exc: BaseException, timeout: float) -> tuple[DeviceStatus, str]:
         return DeviceStatus.OFFLINE, str(exc)
     if isinstance(exc, WrongDevice):
         return DeviceStatus.ERROR, f"wrong device: {exc}"
+    if (own := _own_limit(exc)) is not None:  # otelpower's, not the plug's
+        return DeviceStatus.ERROR, own
     if isinstance(exc, TimeoutError):  # our deadline, or python-kasa's per-request timeout
         return DeviceStatus.TIMEOUT, f"no answer within {timeout:g}s"
     if isinstance(exc, OSError | KasaException) and _looks_offline(exc):
@@ -151,19 +157,28 @@ _ERRNO_TEXT = {
 
 def socket_detail(exc: BaseException) -> str | None:
     """The socket error under a client library's wrapping, in words (no reprs)."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        e = todo.pop(0)
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
+    for e in _chain(exc):
         if isinstance(e, socket.gaierror):
             return f"host name does not resolve ({e.strerror or e})"
         if isinstance(e, OSError) and e.errno is not None:
             return _ERRNO_TEXT.get(e.errno) or os.strerror(e.errno).lower()
-        todo += [x for x in (e.__cause__, e.__context__, getattr(e, "os_error", None)) if x]
-        todo += [a for a in e.args if isinstance(a, BaseException)]
+    return None
+
+
+_OWN_LIMITS = {
+    errno.EMFILE: "otelpower has too many open files: raise its limit (ulimit -n, systemd"
+    " LimitNOFILE) or lower poll.concurrency; the plug is not at fault",
+    errno.ENFILE: "the system has too many open files (otelpower's host, not the plug)",
+    errno.ENOBUFS: "otelpower's host is out of network buffers (not the plug)",
+    errno.ENOMEM: "otelpower's host is out of memory (not the plug)",
+}
+
+
+def _own_limit(exc: BaseException) -> str | None:
+    """A resource otelpower's own host ran out of, in words; None for anything else."""
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in _OWN_LIMITS:
+            return _OWN_LIMITS[e.errno]
     return None
 
 

@@ -163,3 +163,20 @@ def test_error_details_are_one_clean_line() -> None:
     assert len(detail) <= MAX_DETAIL + 2 and detail.endswith(" …") and "word …" in detail
     _, detail = classify(RuntimeError("bad ssl:<ssl.SSLContext object at 0x7f2c> reply"), 10)
     assert detail == "bad ssl: reply"
+
+
+def test_otelpowers_own_limits_are_not_blamed_on_the_plug() -> None:
+    import errno as errno_
+
+    from kasa.exceptions import KasaException
+
+    from otelpower.readers.native.errors import classify
+
+    inner = OSError(errno_.EMFILE, "Too many open files")
+    wrapped = KasaException("Unable to connect to the device: 10.0.0.5:9999")
+    wrapped.__cause__ = inner
+    status, detail = classify(wrapped, 4)
+    assert status.value == "error" and "too many open files" in detail and "ulimit" in detail
+    refused = KasaException("Unable to connect")
+    refused.__cause__ = ConnectionRefusedError(errno_.ECONNREFUSED, "refused")
+    assert classify(refused, 4)[0].value == "offline"
