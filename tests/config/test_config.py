@@ -80,14 +80,40 @@ def test_good_config_and_defaults(tmp_path: Path) -> None:
 def test_example_config_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "config.example.yaml"
     config = load_config(example, {})
-    assert len(config.devices) == 4
+    assert len(config.devices) == 5
     assert {d.device_id for d in config.devices} == {
         "48:22:54:00:00:01",
         "48:22:54:00:00:02",
         "48:22:54:00:00:03",
+        "48:22:54:00:00:05",
         "48:22:54:00:00:04",
     }
-    assert [d.device for d in config.owned_devices("native")] == ["tv", "monitor", "power-strip"]
+    native = config.owned_devices("native")
+    assert [d.device for d in native] == ["tv", "monitor", "power-strip", "lamp"]
+    assert native[-1].section("native").transport == "AES"
+
+
+def test_transport_pin_and_adoption_cap_are_checked() -> None:
+    from otelpower.config import ConfigError
+    from tests.conftest import make_config
+
+    device = {"device_id": "48:22:54:00:00:01", "room": "r", "shelf": "s"}
+    bad = {
+        "devices": [
+            {**device, "native": {"host": "10.0.0.5", "transport": "ssh"}},
+            {**device, "device_id": "48:22:54:00:00:02", "native": {"transport": "klap"}},
+        ],
+        "discovery": {"max_adopted": -1},
+        "credentials": {"allow_aes": "yes"},
+    }
+    with pytest.raises(ConfigError) as info:
+        make_config(bad)
+    text = str(info.value)
+    assert "devices[0].native.transport" in text and "XOR, KLAP, AES, TPAP" in text
+    assert "devices[1].native.transport" in text and "give its host" in text
+    assert "discovery.max_adopted" in text and "credentials.allow_aes" in text
+    good = make_config({"devices": [{**device, "native": {"host": "h", "transport": "tpap"}}]})
+    assert good.devices[0].section("native").transport == "TPAP"
 
 
 def test_env_expansion_and_credentials(tmp_path: Path) -> None:

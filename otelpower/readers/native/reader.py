@@ -335,11 +335,14 @@ class NativeReader(Reader):
             self._discovery_wanted.clear()
 
     async def _discover_once(self) -> None:
-        # unicast to where plugs without a host in the file last answered (never to an
-        # address that did not: a spoofed reply must not make otelpower a flood's source)
+        # unicast to the file's hosts (names resolve afresh; some P110 firmware serves its
+        # API only after it sees discovery) and to where plugs found by discovery last
+        # answered; never to an address that did not (a spoofed reply must not make
+        # otelpower a flood's source)
+        homes = [p.home for p in self._plugs if p.home]
         answered = [p.proven_host for p in self._plugs if p.home is None and p.proven_host]
         found = await kasa_discovery.probe(
-            [*self.discovery.targets, *answered],
+            [*self.discovery.targets, *homes, *answered],
             wait_s=min(3.0, self.config.poll_timeout),
         )
         for plug in list(self._plugs):
