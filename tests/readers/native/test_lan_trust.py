@@ -5,10 +5,8 @@ password or anything derived from it, and the honest plug keeps reporting."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from otelpower.sim import EmulatedPlug, Fault, PlugOptions, builtin_profiles
 from otelpower.sim.aes import AesServer
 from otelpower.sim.klap import KlapServer
 from tests.conftest import make_config
+from tests.readers.native.test_freshness import running
 
 PROFILES = {p.stem: p for p in builtin_profiles()}
 ENV = {"KASA_USERNAME": "owner@example.com", "KASA_PASSWORD": "right-pass"}
@@ -39,20 +38,8 @@ def _leaked(plug: EmulatedPlug) -> int:
     return 0
 
 
-@asynccontextmanager
-async def _running(reader: NativeReader) -> AsyncIterator[NativeReader]:
-    task = asyncio.create_task(reader.run())
-    try:
-        yield reader
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
 def _fresh(reader: NativeReader, mac: str, within: float) -> bool:
     snap = reader.store.get(mac)
-    import time
-
     return snap is not None and snap.up and time.time() - snap.updated_at <= within
 
 
@@ -62,7 +49,7 @@ async def test_a_new_aes_device_gets_no_password(simulator) -> None:
     (impostor,) = await simulator.start([PlugOptions(PROFILES["p110_aes"])])  # takes any login
     data = {"discovery": {"targets": [impostor.host], "interval": 1}}
     reader = NativeReader(make_config(data, ENV))
-    async with _running(reader):
+    async with running(reader):
         await wait_for(lambda: reader.store.get(impostor.mac) is not None, timeout=20)
         snap = reader.store.get(impostor.mac)
         assert snap.status is DeviceStatus.UNSUPPORTED and "allow_aes" in snap.detail
@@ -70,7 +57,7 @@ async def test_a_new_aes_device_gets_no_password(simulator) -> None:
     # the user's opt-in, for plugs that only speak AES
     creds = {"credentials": {"allow_aes": True}}
     reader = NativeReader(make_config({**data, **creds}, ENV))
-    async with _running(reader):
+    async with running(reader):
         await wait_for(lambda: (s := reader.store.get(impostor.mac)) and s.up, timeout=20)
     assert _leaked(impostor) >= 1
 
@@ -113,7 +100,7 @@ async def test_a_listed_plug_is_not_moved_by_an_impostor(
     config = make_config(data, ENV, poll={"interval": 0.3, "timeout": 2})
     reader = NativeReader(config, auth_retry_s=3600)
     caplog.set_level(logging.INFO, logger="otelpower")
-    async with _running(reader):
+    async with running(reader):
         await wait_for(lambda: _elsewhere(caplog, impostor.host), timeout=20)
         logins = honest.logins
         await wait_for(lambda: _fresh(reader, honest.mac, 0.3 + 2), timeout=10)
@@ -156,7 +143,7 @@ async def test_a_plug_found_by_discovery_returns_after_an_impostor(simulator, ca
     data["discovery"] = {"targets": [honest.host, impostor.host], "interval": 1}
     reader = NativeReader(make_config(data, ENV), auth_retry_s=3600)
     caplog.set_level(logging.INFO, logger="otelpower")
-    async with _running(reader):
+    async with running(reader):
         await wait_for(lambda: (s := reader.store.get(honest.mac)) and s.up, timeout=20)
         # honest goes away; the impostor answers with its MAC (impostor listens on the
         # honest's port: the same port, another address)
