@@ -163,7 +163,7 @@ async def run(config: Config, protocol: str, port: int | None = None) -> None:
             "otelpower: %d device(s) in %s%s%s, protocol %s, /metrics %s, OTLP %s",
             len(config.owned_devices()),
             config.source,
-            f" (shard {config.shard} of {len(config.devices)})" if config.shard else "",
+            f" (shard {config.shard} of {config.listed})" if config.shard else "",
             "" if config.devices_listed else ", and every plug discovery finds",
             protocol,
             "on" if runtime.prometheus_port is not None else "off",

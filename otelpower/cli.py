@@ -234,7 +234,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _check_web_config(config)
     if args.shard:
         try:
-            config = replace(config, shard=parse_shard(args.shard))
+            config = config.sharded(parse_shard(args.shard))
         except ValueError as exc:
             print(f"error: --shard: {exc}", file=sys.stderr)
             return EXIT_CONFIG

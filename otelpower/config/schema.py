@@ -102,6 +102,14 @@ class Config:
     shard: Shard | None = None  # set by ``otelpower run --shard i/N``
     #: whether the file has a ``devices:`` list (without one, readers export what they find)
     devices_listed: bool = True
+    #: how many devices the file lists (``devices`` is this shard's part once sharded)
+    listed: int | None = None
+
+    def sharded(self, shard: Shard) -> Config:
+        """This shard's part: only the devices it owns are kept (a replica of a 20,000-plug
+        file holds its 1/N, not the whole list); ``listed`` keeps the file's count."""
+        owned = tuple(d for d in self.devices if shard.owns(d.device_id))
+        return replace(self, shard=shard, devices=owned, listed=len(self.devices))
 
     def section(self, name: str) -> Any:
         """The parsed top-level section ``name`` (its parser's default when absent)."""

@@ -114,6 +114,11 @@ def _convert(node: yaml.Node, path: Path_, doc: YamlDoc, environ: dict[str, str]
     return value
 
 
+#: a config file is read up to this size (8 MiB: ~60,000 devices of five short lines each)
+MAX_BYTES = 8 << 20
+TOO_LARGE = "not read (a fleet that large wants several files, one per otelpower)"
+
+
 def load_yaml(path: Path, environ: dict[str, str] | None = None) -> YamlDoc:
     """Parse ``path``; syntax errors and unknown env references become ConfigError."""
     source = str(path)
@@ -121,7 +126,11 @@ def load_yaml(path: Path, environ: dict[str, str] | None = None) -> YamlDoc:
     try:
         if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
             raise ConfigError(source, ["not a regular file"])
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:  # parsing takes ~30x its size in memory, and minutes
+            raise ConfigError(source, [f"larger than {MAX_BYTES >> 20} MiB: {TOO_LARGE}"])
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise ConfigError(source, [f"cannot read file: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError as exc:

@@ -146,3 +146,24 @@ def test_two_devices_at_one_host_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "ports.yaml"
     path.write_text(ports)
     assert len(load_config(path, {}).devices) == 2
+
+
+def test_a_config_past_the_size_limit_is_refused_at_once(tmp_path) -> None:
+    import time as time_
+
+    from otelpower.config import ConfigError, load_config
+    from otelpower.config.yamlsource import MAX_BYTES
+
+    big = tmp_path / "huge.yaml"
+    entry = '  - {device_id: "48:22:54:00:00:01", room: r, shelf: s}\n'
+    with big.open("w") as f:
+        f.write("devices:\n")
+        f.write(entry * (MAX_BYTES // len(entry) + 10))
+    started = time_.monotonic()
+    try:
+        load_config(big, {})
+    except ConfigError as exc:
+        assert "larger than 8 MiB" in str(exc) and "huge.yaml" in str(exc)
+    else:
+        raise AssertionError("a file past the limit was read")
+    assert time_.monotonic() - started < 5

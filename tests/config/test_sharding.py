@@ -90,3 +90,20 @@ async def test_two_processes_cover_every_plug_once(tmp_path: Path) -> None:
                 for p in ports
             ]
             assert instances[0] != instances[1]
+
+
+def test_a_shard_keeps_only_its_own_devices() -> None:
+    from otelpower.config.sharding import Shard
+    from tests.conftest import make_config
+
+    devices = [
+        {"device_id": f"48:22:54:00:{n >> 8:02x}:{n & 255:02x}", "room": "r", "shelf": f"s{n}"}
+        for n in range(300)
+    ]
+    config = make_config({"devices": devices})
+    parts = [config.sharded(Shard(i, 3)) for i in range(3)]
+    assert sum(len(p.devices) for p in parts) == 300
+    for part in parts:
+        assert part.listed == 300
+        assert part.devices == part.owned_devices()  # nothing of the other shards kept
+    assert {d.device_id for p in parts for d in p.devices} == {d["device_id"] for d in devices}
