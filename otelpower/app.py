@@ -11,6 +11,7 @@ import gc
 import logging
 import signal
 
+from otelpower import eventloop
 from otelpower.config import Config
 from otelpower.core.model import SnapshotStore
 from otelpower.export.instruments import register_device_metrics
@@ -155,6 +156,7 @@ async def run(config: Config, protocol: str, port: int | None = None) -> None:
     runtime = Runtime(config, protocol, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    eventloop.guard(loop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with runtime:

@@ -7,9 +7,25 @@ uvloop cuts the reader's CPU per poll by about a quarter (see bench/README.md).
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import os
+import time
 from collections.abc import Coroutine
 from typing import Any
+
+log = logging.getLogger("otelpower")
+
+#: resources of otelpower's own host: an accept (or any callback) failing on one of these
+#: is said in one line with the remedy, at most once a minute, never as a traceback
+_OUT_OF = {
+    errno.EMFILE: "too many open files (raise ulimit -n / systemd LimitNOFILE, or lower"
+    " poll.concurrency)",
+    errno.ENFILE: "too many open files on the system",
+    errno.ENOBUFS: "no network buffers left",
+    errno.ENOMEM: "out of memory",
+}
+SAY_EVERY_S = 60.0
 
 
 def run[T](main: Coroutine[Any, Any, T]) -> T:
@@ -21,3 +37,35 @@ def run[T](main: Coroutine[Any, Any, T]) -> T:
         else:
             return uvloop.run(main)
     return asyncio.run(main)
+
+
+class ResourceErrors:
+    """A loop exception handler: otelpower's own resource errors in one line, with the
+    remedy and no traceback (asyncio's accept loop reports EMFILE with one, and retries by
+    itself a second later); everything else to the loop's default handler."""
+
+    def __init__(self) -> None:
+        self._said = -SAY_EVERY_S
+        self.held = 0  # lines held back since the last one
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if not isinstance(exc, OSError) or exc.errno not in _OUT_OF:
+            loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if now - self._said < SAY_EVERY_S:
+            self.held += 1
+            return
+        self._said, held, self.held = now, self.held, 0
+        log.warning(
+            "otelpower's host: %s: %s%s",
+            _OUT_OF[exc.errno],
+            context.get("message", "a callback failed"),
+            f" ({held} more since the last line)" if held else "",
+        )
+
+
+def guard(loop: asyncio.AbstractEventLoop) -> None:
+    """Install ResourceErrors on ``loop``."""
+    loop.set_exception_handler(ResourceErrors())

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from otelpower import __version__
+from otelpower import __version__, eventloop
 from otelpower.export.threads import start_thread
 
 if TYPE_CHECKING:
@@ -366,6 +366,7 @@ class HttpServer:
         # each connection takes one descriptor; keep some for the pipe, imports and logs
         self.connections = _Connections(max(16, min(limits.max_connections, fd_limit() - 32)))
         self.loop = asyncio.new_event_loop()
+        eventloop.guard(self.loop)  # out of descriptors at accept: one line, no traceback
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
         self.server_port = 0
