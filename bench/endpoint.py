@@ -26,7 +26,8 @@ from scrape import percentile, scrape
 
 from harness.procstat import rss_mb
 from harness.renderings import BODY, rendering
-from otelpower.export.httpserver import Health, fd_limit
+from otelpower.core.fds import fd_limit
+from otelpower.export.httpserver import Health
 from otelpower.export.pullserver import PullServer
 
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import gzip
-import resource
 import socket
 import ssl
 import threading
@@ -31,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from otelpower import __version__, eventloop
+from otelpower.core.fds import fd_limit
 from otelpower.export.threads import start_thread
 
 if TYPE_CHECKING:
@@ -325,16 +324,6 @@ def _head(response: Response, keep_alive: bool) -> bytes:
         "Connection: keep-alive" if keep_alive else "Connection: close",
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def fd_limit() -> int:
-    """Raise the soft file-descriptor limit to the hard one (as Go programs do); returns it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 class _Connections:

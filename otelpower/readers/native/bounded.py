@@ -1,4 +1,5 @@
-"""Replies read with a size limit (MAX_REPLY_BYTES), refused before the body is read.
+"""python-kasa's transports as otelpower uses them: replies read with a size limit
+(MAX_REPLY_BYTES), refused before the body is read; KLAP that takes only the account.
 
 python-kasa reads a whole reply into memory and decrypts and parses it on the event loop,
 where no timeout can interrupt it: a host that answers with hundreds of megabytes would take
@@ -17,10 +18,11 @@ from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
+from kasa.deviceconfig import DeviceConfig
 from kasa.httpclient import get_cookie_jar
-from kasa.transports import XorTransport
+from kasa.transports import KlapTransport, KlapTransportV2, XorTransport
 
-from otelpower.readers.native.errors import MAX_REPLY_BYTES, ReplyTooLarge
+from otelpower.readers.native.errors import MAX_REPLY_BYTES, NoAccountProof, ReplyTooLarge
 
 _CHUNK = 64 << 10
 #: the refusals of the call under ``refusals()`` (python-kasa turns a failed batch into
@@ -70,10 +72,15 @@ class BoundedResponse(aiohttp.ClientResponse):
         return b"".join(chunks)
 
 
-def http_session() -> aiohttp.ClientSession:
+def http_session(keep_alive: bool = True) -> aiohttp.ClientSession:
     """One plug's HTTP session (python-kasa's cookie jar options, bounded replies). Each
-    plug keeps its own: python-kasa clears a session's cookie jar on every request."""
-    return aiohttp.ClientSession(cookie_jar=get_cookie_jar(), response_class=BoundedResponse)
+    plug keeps its own: python-kasa clears a session's cookie jar on every request. Without
+    ``keep_alive`` every request's connection is closed after it."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(force_close=not keep_alive),
+        cookie_jar=get_cookie_jar(),
+        response_class=BoundedResponse,
+    )
 
 
 class _BoundedReader:
@@ -99,3 +106,33 @@ class BoundedXorTransport(XorTransport):
         await super()._connect(timeout)
         if self.reader is not None and not isinstance(self.reader, _BoundedReader):
             self.reader = _BoundedReader(self.reader)  # type: ignore[assignment]
+
+
+class _AccountProof:
+    """KLAP whose handshake1 must prove the account: python-kasa also accepts a device that
+    proves only its default or blank credentials (a factory-fresh plug), which anyone can
+    compute, so any host could pass as a plug. With an account configured, that is refused
+    before handshake2 (nothing of the account is sent either way)."""
+
+    def __init__(self, *, config: DeviceConfig) -> None:
+        super().__init__(config=config)  # type: ignore[call-arg]
+        creds = config.credentials
+        self._account = (
+            self.generate_auth_hash(creds)  # type: ignore[attr-defined]
+            if creds is not None and (creds.username or creds.password)
+            else None
+        )
+
+    async def perform_handshake1(self) -> tuple[bytes, bytes, bytes]:
+        local, remote, auth = await super().perform_handshake1()  # type: ignore[misc]
+        if self._account is not None and auth != self._account:
+            raise NoAccountProof
+        return local, remote, auth
+
+
+class AccountKlap(_AccountProof, KlapTransport):
+    """KLAP v1 (Kasa) with the account's proof required."""
+
+
+class AccountKlapV2(_AccountProof, KlapTransportV2):
+    """KLAP v2 (Tapo, newer Kasa) with the account's proof required."""

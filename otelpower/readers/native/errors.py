@@ -82,6 +82,16 @@ class WrongDevice(Exception):
     """The address answered, but with another MAC than the config's device_id."""
 
 
+class NoAccountProof(AuthenticationError):
+    """A KLAP device that proved only python-kasa's default or blank credentials."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the device proved only python-kasa's default or blank KLAP credentials, not the"
+            " account's: not a plug of this account (or not bound to one yet)"
+        )
+
+
 class Untrusted(Exception):
     """A login refused before it began: the account would go to a device that has not
     proven it is the plug (AES without opt-in, a downgrade, a transport against the pin)."""
@@ -128,6 +138,8 @@ def classify(exc: BaseException, timeout: float) -> tuple[DeviceStatus, str]:
         return DeviceStatus.UNSUPPORTED, str(exc)
     if (big := _in_chain(exc, ReplyTooLarge)) is not None:
         return DeviceStatus.ERROR, str(big)
+    if (unproven := _in_chain(exc, NoAccountProof)) is not None:
+        return DeviceStatus.AUTH_FAILED, str(unproven)
     if isinstance(exc, AuthenticationError):
         return DeviceStatus.AUTH_FAILED, "authentication failed"
     if isinstance(exc, UnsupportedDeviceError):

@@ -12,9 +12,15 @@ from kasa.device_factory import _connect as kasa_connect
 from kasa.deviceconfig import DeviceConfig as KasaDeviceConfig
 from kasa.deviceconfig import DeviceConnectionParameters
 from kasa.exceptions import AuthenticationError
-from kasa.protocols import IotProtocol
+from kasa.protocols import IotProtocol, SmartProtocol
 
-from otelpower.readers.native.bounded import BoundedXorTransport, http_session, refusals
+from otelpower.readers.native.bounded import (
+    AccountKlap,
+    AccountKlapV2,
+    BoundedXorTransport,
+    http_session,
+    refusals,
+)
 from otelpower.readers.native.errors import Untrusted
 from otelpower.readers.native.links import Clients, Fetched, Trust, transport_kind
 from otelpower.readers.native.values import device_info, device_mac, device_readings
@@ -42,28 +48,43 @@ _CANDIDATES = (
 )
 
 
-async def connect(config: KasaDeviceConfig) -> KasaLink:
+async def connect(config: KasaDeviceConfig, keep_alive: bool = True) -> KasaLink:
     """Log in and update once, every poll's queries batched in one request, every reply
     read with a size limit (bounded.py). Each plug has its own HTTP session: python-kasa
     clears a session's cookie jar on every request, so a shared one loses concurrent KLAP
     logins' cookies."""
-    session = http_session()
+    session = http_session(keep_alive)
     config = replace(config, batch_size=BATCH_SIZE, http_client=session)
     try:
         with refusals():
-            if config.connection_type.encryption_type is DeviceEncryptionType.Xor:
-                protocol = IotProtocol(transport=BoundedXorTransport(config=config))
+            protocol = _protocol(config)
+            if protocol is None:
+                dev = await Device.connect(config=config)
+            else:
                 try:
                     dev = await kasa_connect(config, protocol)
                 except BaseException:
                     await protocol.close()
                     raise
-            else:
-                dev = await Device.connect(config=config)
     except BaseException:
         await session.close()
         raise
-    return KasaLink(dev, updated=True)
+    return KasaLink(dev, updated=True, keep_alive=keep_alive)
+
+
+def _protocol(config: KasaDeviceConfig) -> IotProtocol | SmartProtocol | None:
+    """python-kasa's protocol for XOR and KLAP with our transports (bounded XOR replies,
+    KLAP that accepts only the account's proof); None: python-kasa's own (AES)."""
+    conn = config.connection_type
+    iot = conn.device_family.value.startswith("IOT.")
+    if conn.encryption_type is DeviceEncryptionType.Xor:
+        return IotProtocol(transport=BoundedXorTransport(config=config))
+    if conn.encryption_type is not DeviceEncryptionType.Klap:
+        return None
+    if iot:
+        v2 = (conn.login_version or 0) >= 2
+        return IotProtocol(transport=(AccountKlapV2 if v2 else AccountKlap)(config=config))
+    return SmartProtocol(transport=AccountKlapV2(config=config))
 
 
 async def try_transports(
@@ -89,7 +110,7 @@ async def try_transports(
             connection_type=DeviceConnectionParameters(family, encryption, login),
         )
         try:
-            return await connect(config)
+            return await connect(config, clients.keep_alive)
         except AuthenticationError:
             raise  # it is that transport, and the login was rejected
         except Exception as exc:  # not this transport (refused, 404, no answer): the next
@@ -109,8 +130,9 @@ async def disconnect(dev: Device) -> None:
 class KasaLink:
     """One python-kasa ``Device``; updated on every fetch."""
 
-    def __init__(self, dev: Device, *, updated: bool = False) -> None:
+    def __init__(self, dev: Device, *, updated: bool = False, keep_alive: bool = True) -> None:
         self.dev = dev
+        self._keep_alive = keep_alive
         self.kind = transport_kind(dev.config.connection_type)
         self._updated = updated  # Device.connect updates once already
         self._renew = False
@@ -126,14 +148,17 @@ class KasaLink:
             # python-kasa backs off a failed module and disables it after 10 errors: a fresh
             # Device reads it again as soon as the plug recovers
             await self.close()
-            self.dev = (await connect(self.dev.config)).dev
+            self.dev = (await connect(self.dev.config, self._keep_alive)).dev
             self._renew = False
+            self._single = 0
         elif not self._updated:
             await self.dev.update()
         self._updated = False
         readings = device_readings(self.dev)
         self._renew = any(d.reason == "unreadable" for r in readings for d in r.dropped)
         self._renew |= self._batch_again()
+        if not self._keep_alive and self.kind == "XOR":  # python-kasa keeps it open otherwise
+            await disconnect(self.dev)
         return Fetched(device_info(self.dev), readings, device_mac(self.dev))
 
     def _batch_again(self) -> bool:
@@ -155,9 +180,11 @@ class KasaLink:
         return self._single >= BATCH_AGAIN_AFTER
 
     async def close(self) -> None:
-        await disconnect(self.dev)
-        if (session := self.dev.config.http_client) is not None:
-            await session.close()
+        try:
+            await disconnect(self.dev)
+        finally:
+            if (session := self.dev.config.http_client) is not None:
+                await session.close()
 
     def endpoint(self) -> tuple[str, int] | None:
         return self.dev.host, self.dev.port
@@ -184,4 +211,4 @@ class KasaRoute:
             timeout=clients.request_timeout,
             connection_type=self.connection,
         )
-        return await connect(config)
+        return await connect(config, clients.keep_alive)

@@ -104,6 +104,8 @@ class Clients:
     password: str = field(default="", repr=False)
     poll_timeout: float = 10.0
     allow_aes: bool = False
+    #: links keep their connection open between polls (off past the reader's socket budget)
+    keep_alive: bool = True
     _tapo: ApiClient | None = field(default=None, repr=False)
 
     @property
@@ -148,9 +150,24 @@ class _KeepCancel:
             raise asyncio.CancelledError
 
 
+#: device types python-kasa logs in to with a camera's or a hub's transport (SslAes, Linkie,
+#: Ssl), whatever ``encrypt_type`` the reply names: they send the account's email and an MD5
+#: of its password. No plug is one; a reply that says so gets no login.
+_NOT_PLUGS = ("SMART.IPCAMERA", "SMART.TAPODOORBELL", "IOT.IPCAMERA", "SMART.TAPOROBOVAC")
+
+
 def transport_kind(connection: Any) -> str:
-    """``XOR`` / ``KLAP`` / ``AES`` of a python-kasa DeviceConnectionParameters."""
-    return str(connection.encryption_type.value).upper()
+    """``XOR`` / ``KLAP`` / ``AES`` of a python-kasa DeviceConnectionParameters; raises
+    Untrusted for a connection python-kasa would make with a camera's or hub's transport."""
+    family = str(connection.device_family.value)
+    kind = str(connection.encryption_type.value).upper()
+    if family in _NOT_PLUGS or (kind == "AES" and connection.https):
+        raise Untrusted(f"announces itself as {family} (https: {connection.https}), not a plug")
+    return kind
+
+
+def _port(value: Any) -> int | None:
+    return value if isinstance(value, int) and 0 < value < 65536 else None
 
 
 def discovery_wait(clients: Clients) -> int:
@@ -205,6 +222,8 @@ async def open_link(host: str, port: int | None, clients: Clients, trust: Trust 
     try:
         trust.check(transport_kind(config.connection_type), clients)
     except Untrusted as exc:
-        exc.endpoint = (host, port or config.connection_type.http_port or 80)
+        exc.endpoint = (host, port or _port(config.connection_type.http_port) or 80)
         raise
-    return await connect(replace(config, credentials=clients.kasa))
+    # the per-request timeout is the poll's, not the discovery wait it was made with
+    config = replace(config, credentials=clients.kasa, timeout=clients.request_timeout)
+    return await connect(config, clients.keep_alive)

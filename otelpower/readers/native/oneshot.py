@@ -78,8 +78,13 @@ async def read_plug(
         return summarize(await _fetch_once(host, port, clients))
 
 
-async def _details(plug: kasa_discovery.FoundPlug, clients: Clients) -> dict[str, Any]:
-    row: dict[str, Any] = {
+#: devices ``discover`` logs in to at once, and at most (a flood is listed, not logged in to)
+DETAILS_AT_ONCE = 16
+DETAILS_MAX = 256
+
+
+def _row(plug: kasa_discovery.FoundPlug) -> dict[str, Any]:
+    return {
         "mac": plug.mac,
         "ip": plug.ip,
         "model": plug.model,
@@ -88,6 +93,10 @@ async def _details(plug: kasa_discovery.FoundPlug, clients: Clients) -> dict[str
         "transport": plug.transport if plug.supported else f"{plug.transport} (unsupported)",
         "energy": "?",
     }
+
+
+async def _details(plug: kasa_discovery.FoundPlug, clients: Clients) -> dict[str, Any]:
+    row = _row(plug)
     if not plug.supported:
         return row
     try:
@@ -113,8 +122,17 @@ async def discover_plugs(
     targets: list[str], wait_s: float, clients: Clients
 ) -> list[dict[str, Any]]:
     found = await kasa_discovery.probe(targets, wait_s=wait_s)  # no account in a probe
-    rows = await asyncio.gather(*(_details(p, clients) for p in found.values()))
-    return sorted(rows, key=lambda r: r["mac"])
+    slots = asyncio.Semaphore(DETAILS_AT_ONCE)
+
+    async def details(plug: kasa_discovery.FoundPlug) -> dict[str, Any]:
+        async with slots:
+            return await _details(plug, clients)
+
+    plugs = sorted(found.values(), key=lambda p: p.mac)
+    rows = await asyncio.gather(*(details(p) for p in plugs[:DETAILS_MAX]))
+    # past DETAILS_MAX (a flood of replies), the rest as their replies said, not logged in to
+    rest = [{**_row(p), "energy": "? (not read: too many answered)"} for p in plugs[DETAILS_MAX:]]
+    return [*rows, *rest]
 
 
 def yaml_snippet(rows: list[dict[str, Any]]) -> str:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otelpower.config import UNASSIGNED, Config, DeviceConfig
+from otelpower.core import fds
 from otelpower.core.model import DeviceStatus, Reading, SnapshotStore
 from otelpower.core.publisher import PollRecorder
 from otelpower.readers.base import Reader
@@ -76,6 +77,9 @@ class _Plug:
     proven: str | None = None  # the transport its last good poll logged in with
     proven_host: str | None = None  # where its last good poll was
     alive: bool = False  # adopted, refused (AES), but a device does listen there
+    #: addresses where a login was rejected after a discovery reply put the plug there:
+    #: not moved there again before time.monotonic() passes the value
+    rejected_at: dict[str, float] = field(default_factory=dict)
     link: Link | None = None
     route: Route | None = None  # how to log in again without discovery
     endpoint: tuple[str, int] | None = None  # host and port of the last link that worked
@@ -90,6 +94,12 @@ class _Plug:
     def name(self) -> str:
         return self.cfg.name(self.info.get("alias", ""))
 
+    @property
+    def here(self) -> tuple[str, int] | None:
+        """The endpoint of its last good poll, when that is where it is polled now (after a
+        provisional move, the old address says nothing about the new one)."""
+        return self.endpoint if self.endpoint and self.endpoint[0] == self.host else None
+
 
 async def _connect(host: str, port: int, timeout: float) -> str | None:
     """None when a TCP connection to the plug opens within ``timeout``; else why not: the
@@ -101,6 +111,8 @@ async def _connect(host: str, port: int, timeout: float) -> str | None:
         return ""
     except OSError as exc:
         return socket_detail(exc) or "connection refused"
+    except (ValueError, OverflowError) as exc:  # a port no socket can have
+        return f"cannot connect: {exc}"
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
@@ -172,6 +184,10 @@ class NativeReader(Reader):
         self._stopping = False  # run() is being cancelled: every loop ends
         self._sem = asyncio.Semaphore(config.concurrency)
         self._adopted_sem = asyncio.Semaphore(max(1, config.concurrency // 4))
+        # every poll in flight (a slow one gives up its concurrency slot, not this) and
+        # every probe holds a socket: descriptors stay bounded whatever the plug count
+        budget = fds.socket_budget()
+        self._sockets = asyncio.Semaphore(budget)
         self._forgotten: dict[str, float] = {}  # MAC -> time.monotonic() it may come back
         self._capped = False  # discovery.max_adopted reached (said once)
         self._elsewhere: set[tuple[str, str]] = set()  # (MAC, address) said once
@@ -186,6 +202,10 @@ class NativeReader(Reader):
             self._plugs.append(
                 _Plug(d, target.host, target.port, home=target.host, pin=target.transport)
             )
+        # past the budget, links keep no idle connection between polls (a TCP connect a
+        # poll; KLAP/AES sessions survive it)
+        most = len(self._plugs) + (self.discovery.max_adopted if self._adopt else 0)
+        self._clients.keep_alive = most <= budget
         for plug in self._plugs:
             if plug.cfg.device:  # unnamed plugs appear with their alias, at their first poll
                 self._publish(plug, DeviceStatus.PENDING)
@@ -290,7 +310,7 @@ class NativeReader(Reader):
         must not lead to a login before ``login_after``)."""
         return (
             plug.failures > 0
-            and plug.endpoint is not None
+            and plug.here is not None
             and time.monotonic() >= plug.login_after
             and self.publisher.status(plug.cfg.device_id) in _VANISHED
         )
@@ -298,8 +318,9 @@ class NativeReader(Reader):
     async def _back(self, plug: _Plug) -> bool:
         """Probe the last endpoint: True when it connects after the plug was gone. A plug
         that accepts connections but fails its polls is woken once, then backs off."""
-        assert plug.endpoint is not None
-        connected = await _connect(*plug.endpoint, CONNECT_TIMEOUT_S) is None
+        assert plug.here is not None
+        async with self._sockets:
+            connected = await _connect(*plug.here, CONNECT_TIMEOUT_S) is None
         back, plug.gone = connected and plug.gone, not connected
         return back
 
@@ -357,6 +378,8 @@ class NativeReader(Reader):
         (DHCP), or anything else on the LAN that says it is that plug."""
         mac = plug.cfg.device_id
         status = self.publisher.status(mac)
+        if plug.rejected_at.get(ip, 0.0) > time.monotonic():
+            return  # a login was rejected there (said in the plug's status then)
         if plug.home is not None or (plug.host is not None and status not in _VANISHED):
             if (mac, ip) not in self._elsewhere and len(self._elsewhere) < FORGOTTEN_MAX:
                 self._elsewhere.add((mac, ip))
@@ -422,10 +445,10 @@ class NativeReader(Reader):
         """One poll. Its deadline is ``poll.timeout`` after it was ``due`` (loop time), not
         after it found a place in the limit (late in a cycle of many plugs), so every plug's
         state is settled within poll.timeout of its tick; but at least half of it from now."""
-        if plug.adopted:  # at most a quarter of the slots: listed plugs come first
-            async with self._adopted_sem:
-                await self._poll_limited(plug, due)
-        else:
+        async with contextlib.AsyncExitStack() as held:
+            if plug.adopted:  # at most a quarter of the slots: listed plugs come first
+                await held.enter_async_context(self._adopted_sem)
+            await held.enter_async_context(self._sockets)
             await self._poll_limited(plug, due)
 
     async def _poll_limited(self, plug: _Plug, due: float | None) -> None:
@@ -440,8 +463,8 @@ class NativeReader(Reader):
             deadline = max(started if due is None else due, started - timeout / 2) + timeout
             try:
                 async with asyncio.timeout_at(deadline) as limit:
-                    if plug.route is not None and plug.endpoint is not None:
-                        slow.watch = (plug.endpoint, limit)
+                    if plug.route is not None and plug.here is not None:
+                        slow.watch = (plug.here, limit)
                     fetched = await (await self._connected(plug)).fetch()
                     if fetched.mac and fetched.mac != plug.cfg.device_id:
                         raise WrongDevice(f"{plug.host} answers as {fetched.mac}")
@@ -488,8 +511,8 @@ class NativeReader(Reader):
         # python-kasa reports a plug that went away as failed queries: a socket says offline
         # (asked within the poll's deadline: a failure is never published after it)
         left = min(CONNECT_TIMEOUT_S, deadline - asyncio.get_running_loop().time())
-        if status in (DeviceStatus.ERROR, DeviceStatus.TIMEOUT) and plug.endpoint and left > 0:
-            refused = await _connect(*plug.endpoint, left)
+        if status in (DeviceStatus.ERROR, DeviceStatus.TIMEOUT) and plug.here and left > 0:
+            refused = await _connect(*plug.here, left)
             if refused:
                 status, detail = DeviceStatus.OFFLINE, refused
         if status not in (DeviceStatus.OFFLINE, DeviceStatus.TIMEOUT):
@@ -502,6 +525,11 @@ class NativeReader(Reader):
             if status is DeviceStatus.AUTH_FAILED:  # not the plug's fault: no login gate
                 status = DeviceStatus.ERROR
                 detail = f"login rejected at {plug.host}, where a discovery reply put it"
+                # not moved there again for a while: a rejected login each round would lock
+                # a plug that is there with another password
+                if len(plug.rejected_at) >= 64:
+                    plug.rejected_at.clear()
+                plug.rejected_at[plug.host] = time.monotonic() + self._auth_retry_s
             detail += f"; back to {plug.proven_host}, where it last answered"
             plug.host = plug.proven_host
             if plug.route is not None:
@@ -512,6 +540,8 @@ class NativeReader(Reader):
             plug.gone = status in _VANISHED
         plug.failures += 1
         await self._drop(plug)
+        if self._unknown(plug) and status is DeviceStatus.AUTH_FAILED:
+            plug.alive = True  # a device answered a login handshake: shown, with the remedy
         if self._unknown(plug) and isinstance(exc, Untrusted) and exc.endpoint and left > 0:
             # refused before any login (AES): a device that listens is shown, with the remedy
             plug.alive = await _connect(*exc.endpoint, left) is None

@@ -150,3 +150,52 @@ def _up(reader: NativeReader, plug: EmulatedPlug) -> bool:
 def _age(reader: NativeReader, plug: EmulatedPlug) -> float:
     snap = reader.store.get(plug.mac)
     return time.time() - snap.updated_at if snap is not None else 0.0
+
+
+async def test_sockets_stay_within_the_budget(simulator, monkeypatch) -> None:
+    """More plugs than the descriptor budget allows sockets: polls wait for one, links keep
+    no idle connection (XOR's stays open otherwise), and every plug is read."""
+    from otelpower.core import fds
+
+    budget = 8
+    monkeypatch.setattr(fds, "socket_budget", lambda: budget)
+    plugs = await simulator.start(
+        [PlugOptions(PROFILES["kp115_xor" if n % 2 else "p110_klap"]) for n in range(24)]
+    )
+    data = simulator.config_dict()
+    data["discovery"] = {"enabled": False}
+    reader = NativeReader(make_config(data, poll={"interval": 0.5, "timeout": 4}))
+    ends = {(p.host, p.port) for p in plugs}
+    most = 0
+    task = asyncio.create_task(reader.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not all(_up(reader, p) for p in plugs):
+            most = max(most, _client_sockets(ends))
+            assert asyncio.get_running_loop().time() < deadline, "not every plug was read"
+            await asyncio.sleep(0.01)
+        for _ in range(100):  # two more intervals
+            most = max(most, _client_sockets(ends))
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    print(f"sockets to the plugs at most {most} (budget {budget}, {len(plugs)} plugs)")
+    assert most <= budget, most
+
+
+def _client_sockets(ends: set[tuple[str, int]]) -> int:
+    """TCP sockets to one of ``ends`` that hold a descriptor (an inode: not TIME_WAIT or
+    orphaned after close)."""
+    count = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            rem, state, inode = fields[2], fields[3], fields[9]
+            if state == "0A" or inode == "0":  # listening, or no descriptor left
+                continue
+            ip_hex, port_hex = rem.split(":")
+            ip = socket.inet_ntoa(bytes.fromhex(ip_hex)[::-1])
+            count += (ip, int(port_hex, 16)) in ends
+    return count

@@ -13,7 +13,8 @@ import pytest
 
 from harness.wait import wait_for
 from otelpower.core.model import DeviceStatus
-from otelpower.readers.native.links import Clients
+from otelpower.readers.native.errors import Untrusted
+from otelpower.readers.native.links import Clients, open_link
 from otelpower.readers.native.oneshot import discover_plugs
 from otelpower.readers.native.reader import NativeReader
 from otelpower.sim import EmulatedPlug, Fault, PlugOptions, builtin_profiles
@@ -204,3 +205,49 @@ def _elsewhere(caplog: pytest.LogCaptureFixture, ip: str) -> list[Any]:
 
 def _moved(caplog: pytest.LogCaptureFixture, ip: str) -> bool:
     return any(f"found at {ip}" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("family", ["SMART.IPCAMERA", "SMART.TAPODOORBELL"])
+async def test_a_reply_that_claims_a_camera_gets_no_login(simulator, family: str) -> None:
+    """python-kasa logs in to cameras and doorbells over SslAesTransport (the account's
+    email, then an MD5 of its password) whatever encrypt_type the reply names: a reply that
+    claims one, even with KLAP, gets no login, and a port no socket can have ends nothing."""
+    (impostor,) = await simulator.start([PlugOptions(PROFILES["p110_klap"])])
+    real = impostor.device.discovery_result
+
+    port = [impostor.port]
+
+    def claimed(http_port: int) -> dict[str, Any]:
+        reply = real(http_port)
+        result = reply["result"]
+        schm = {**result["mgt_encrypt_schm"], "http_port": port[0]}
+        return {**reply, "result": {**result, "device_type": family, "mgt_encrypt_schm": schm}}
+
+    impostor.device.discovery_result = claimed  # type: ignore[method-assign]
+    with pytest.raises(Untrusted, match="not a plug"):
+        await open_link(impostor.host, None, Clients(*ENV.values(), 4))
+    port[0] = 70000  # python-kasa raises ValueError building its URL: one poll's error
+    data = {"discovery": {"targets": [impostor.host], "interval": 1}}
+    reader = NativeReader(make_config(data, ENV))
+    async with running(reader):
+        await wait_for(lambda: reader._forgotten, timeout=30, what="forgotten")
+    assert impostor.logins == 0 and _leaked(impostor) == 0
+    assert reader.store.get(impostor.mac) is None
+
+
+async def test_default_klap_credentials_are_no_proof(simulator) -> None:
+    """A KLAP device that proves only python-kasa's blank (or default) credentials, which
+    anyone can compute, is not a plug of the account: never up, never sent handshake2, its
+    status says why."""
+    (impostor,) = await simulator.start([PlugOptions(PROFILES["p110_klap"])])  # blank owner
+    data = {"discovery": {"targets": [impostor.host], "interval": 1}}
+    reader = NativeReader(make_config(data, ENV))
+    async with running(reader):
+        await wait_for(lambda: reader.store.get(impostor.mac), timeout=30)
+        snap = reader.store.get(impostor.mac)
+    assert snap.status is DeviceStatus.AUTH_FAILED and "default or blank" in snap.detail
+    assert _leaked(impostor) == 0
+    # without an account configured, python-kasa's fallback reads such a plug as before
+    reader = NativeReader(make_config(data))
+    async with running(reader):
+        await wait_for(lambda: (s := reader.store.get(impostor.mac)) and s.up, timeout=20)
