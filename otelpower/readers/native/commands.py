@@ -61,6 +61,8 @@ def _read(args: argparse.Namespace) -> int:
         result = asyncio.run(read_plug(host, port, clients, args.timeout))
     except Exception as exc:
         status, detail = classify(exc, args.timeout)
+        if "allow_aes" in detail:  # the remedy as this command takes it
+            detail += "; here: --allow-aes"
         print(f"error: {where}: {status}: {detail}; {REMEDIES[status]}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
