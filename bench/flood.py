@@ -5,11 +5,13 @@ two listed plugs (KLAP and XOR, ``harness.emulator.EmulatorProcess``) with ``dis
 on and discovery every ``--round`` seconds to a flooder in this process. The flooder answers
 every discovery probe with ``--replies`` legacy replies, each from its own loopback address
 (source port 9999, as python-kasa requires) with a MAC never seen before. Three windows of
-``--seconds`` each: before the flood (the baseline), during it, and after it. Per window:
+``--seconds`` each: before the flood (the baseline), during it, and after it (once one more
+window has passed: adopted plugs are forgotten after 3 polls with backoff). Per window:
 CPU of the process tree (% of one core), peak RSS, peak open descriptors, log lines
 written, the largest /metrics body, the listed plugs' oldest reading (from otelpower's own
-``otelpower_last_success_timestamp_seconds``), and discovery probes otelpower sent to 32
-of the spoofed addresses. The flood's figures are reported with their ratio to the baseline.
+``otelpower_last_success_timestamp_seconds``), and the discovery probes otelpower sent to
+the spoofed addresses (each has a socket on UDP 20002, where a unicast probe also goes). The flood's
+figures are reported with their ratio to the baseline.
 
     .venv/bin/python bench/flood.py [--replies 5000] [--seconds 60] [--round 10]
 """
@@ -43,7 +45,6 @@ from otelpower.sim.profile import load_profile
 from otelpower.sim.xor import xor_decrypt, xor_encrypt
 
 NET = "127.232"  # the flood's addresses (the emulator's are 127.231)
-WATCHED = 32
 
 
 class Flooder:
@@ -55,10 +56,11 @@ class Flooder:
         self.on = False
         self.probes = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((f"{NET}.0.1", 9999))
         self.sock.settimeout(0.2)
         self.watch = []
-        for source in self.sources[:WATCHED]:
+        for source in self.sources:
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.bind((source, 20002))  # a unicast probe goes to 9999 and 20002
             s.setblocking(False)
@@ -80,23 +82,33 @@ class Flooder:
 
     def _run(self) -> None:
         rng = random.Random(7)
-        while not self.stop.is_set():
-            try:
-                data, addr = self.sock.recvfrom(2048)
-                json.loads(xor_decrypt(data))
-            except (TimeoutError, ValueError):
-                continue
-            if not self.on:
-                continue
-            self.probes += 1
-            for n, source in enumerate(self.sources):
-                mac = ":".join(f"{b:02X}" for b in [0x02, *rng.randbytes(5)])
-                info = {**self.template, "mac": mac, "deviceId": f"FLOOD{self.probes}-{n}"}
-                packet = xor_encrypt(json.dumps({"system": {"get_sysinfo": info}}).encode())
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind((source, 9999))
-                    s.sendto(packet, addr)
+        answered: set[tuple[str, int]] = set()  # python-kasa sends each probe 3 times
+        senders = []
+        for source in self.sources:  # bound once: a reply is one sendto
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((source, 9999))  # python-kasa takes legacy replies from port 9999 only
+            senders.append(s)
+        try:
+            while not self.stop.is_set():
+                try:
+                    data, addr = self.sock.recvfrom(2048)
+                    json.loads(xor_decrypt(data))
+                except (TimeoutError, ValueError):
+                    continue
+                if not self.on or addr in answered:
+                    continue
+                answered.add(addr)
+                self.probes += 1
+                for n, sender in enumerate(senders):
+                    mac = ":".join(f"{b:02X}" for b in [0x02, *rng.randbytes(5)])
+                    info = {**self.template, "mac": mac, "deviceId": f"F{self.probes}-{n}"}
+                    sender.sendto(
+                        xor_encrypt(json.dumps({"system": {"get_sysinfo": info}}).encode()), addr
+                    )
+        finally:
+            for s in senders:
+                s.close()
 
     def close(self) -> None:
         self.stop.set()
@@ -185,7 +197,8 @@ def main() -> None:
             log(f"flood window ({args.replies} replies per probe)")
             flood = _window(run, flooder, listed, args.seconds)
             flooder.on = False
-            log("after the flood")
+            log(f"after the flood: {args.seconds:g} s to forget (3 polls with backoff), then")
+            time.sleep(args.seconds)
             after = _window(run, flooder, listed, args.seconds)
         finally:
             run.stop()
