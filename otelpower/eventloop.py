@@ -7,24 +7,18 @@ uvloop cuts the reader's CPU per poll by about a quarter (see bench/README.md).
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import time
 from collections.abc import Coroutine
 from typing import Any
 
+from otelpower.core.fds import OWN_LIMITS
+
 log = logging.getLogger("otelpower")
 
-#: resources of otelpower's own host: an accept (or any callback) failing on one of these
-#: is said in one line with the remedy, at most once a minute, never as a traceback
-_OUT_OF = {
-    errno.EMFILE: "too many open files (raise ulimit -n / systemd LimitNOFILE, or lower"
-    " poll.concurrency)",
-    errno.ENFILE: "too many open files on the system",
-    errno.ENOBUFS: "no network buffers left",
-    errno.ENOMEM: "out of memory",
-}
+#: an accept (or any callback) failing on one of OWN_LIMITS is said in one line with the
+#: remedy, at most this often, never as a traceback
 SAY_EVERY_S = 60.0
 
 
@@ -50,7 +44,7 @@ class ResourceErrors:
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
-        if not isinstance(exc, OSError) or exc.errno not in _OUT_OF:
+        if not isinstance(exc, OSError) or exc.errno not in OWN_LIMITS:
             loop.default_exception_handler(context)
             return
         now = time.monotonic()
@@ -60,7 +54,7 @@ class ResourceErrors:
         self._said, held, self.held = now, self.held, 0
         log.warning(
             "otelpower's host: %s: %s%s",
-            _OUT_OF[exc.errno],
+            OWN_LIMITS[exc.errno],
             context.get("message", "a callback failed"),
             f" ({held} more since the last line)" if held else "",
         )

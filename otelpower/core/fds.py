@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import resource
 
 #: descriptors kept out of the readers' budget: imports, logs, the /metrics process's pipe,
 #: the OTLP exporter, discovery's probes (64 at a time)
 RESERVE = 128
+
+#: resources of otelpower's own host, by errno, with the remedy: a failure on one of these
+#: is otelpower's, never the plug's (the readers' statuses, the event loops' handler)
+OWN_LIMITS = {
+    errno.EMFILE: "too many open files (raise ulimit -n / systemd LimitNOFILE, or lower"
+    " poll.concurrency)",
+    errno.ENFILE: "too many open files on the system",
+    errno.ENOBUFS: "no network buffers left",
+    errno.ENOMEM: "out of memory",
+}
 
 
 def fd_limit() -> int:

@@ -31,6 +31,7 @@ class PlugContext(Protocol):
     username: str
     password: str
     logins: int  # login attempts received (KLAP handshake1, AES login_device, TPAP pake_share)
+    oversize_bytes: int  # the padding Fault.OVERSIZED adds to a reply
 
     def reply_delay(self) -> float: ...
 
@@ -48,7 +49,7 @@ def plaintext(ctx: PlugContext, reply: dict) -> bytes:
     if ctx.fault is Fault.MALFORMED:
         return MALFORMED
     if ctx.fault is Fault.OVERSIZED:
-        reply = {**reply, "padding": "x" * getattr(ctx, "oversize_bytes", OVERSIZE_BYTES)}
+        reply = {**reply, "padding": "x" * ctx.oversize_bytes}
     return json.dumps(reply).encode()
 
 

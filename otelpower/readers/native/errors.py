@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 from kasa.exceptions import AuthenticationError, KasaException, UnsupportedDeviceError
 
+from otelpower.core.fds import OWN_LIMITS
 from otelpower.core.model import DeviceStatus
 
 LOCKED_DETAIL = "locked by too many failed logins; wait, then check the password"
@@ -177,20 +178,11 @@ def socket_detail(exc: BaseException) -> str | None:
     return None
 
 
-_OWN_LIMITS = {
-    errno.EMFILE: "otelpower has too many open files: raise its limit (ulimit -n, systemd"
-    " LimitNOFILE) or lower poll.concurrency; the plug is not at fault",
-    errno.ENFILE: "the system has too many open files (otelpower's host, not the plug)",
-    errno.ENOBUFS: "otelpower's host is out of network buffers (not the plug)",
-    errno.ENOMEM: "otelpower's host is out of memory (not the plug)",
-}
-
-
 def _own_limit(exc: BaseException) -> str | None:
     """A resource otelpower's own host ran out of, in words; None for anything else."""
     for e in _chain(exc):
-        if isinstance(e, OSError) and e.errno in _OWN_LIMITS:
-            return _OWN_LIMITS[e.errno]
+        if isinstance(e, OSError) and e.errno in OWN_LIMITS:
+            return f"otelpower's host: {OWN_LIMITS[e.errno]}; the plug is not at fault"
     return None
 
 

@@ -33,7 +33,7 @@ class Fetched:
 
 
 class Link(Protocol):
-    #: the transport family the plug logged in with: one of TRANSPORTS
+    #: the transport family the plug logged in with: one of settings.PINS
     kind: str
 
     async def fetch(self) -> Fetched: ...
@@ -202,14 +202,12 @@ async def open_link(host: str, port: int | None, clients: Clients, trust: Trust 
         announced = _tpap_announced(exc)
         if announced is None:
             raise
-        trust.check("TPAP", clients)
         return await TapoRoute.announced(host, port, announced).open(clients)
     except TimeoutError:  # no discovery reply (python-kasa's TimeoutError is one too)
         found = await try_transports(host, port, clients, trust)
         if found is not None:
             return found
         try:
-            trust.check("TPAP", clients)
             return await TapoRoute.at(host, port).open(clients)
         except TapoError as exc:
             if exc.kind in ("offline", "timeout"):

@@ -61,9 +61,10 @@ STOP_AGAIN_S = 0.5
 _VANISHED = (DeviceStatus.OFFLINE, DeviceStatus.TIMEOUT)
 #: an adopted plug whose first polls all failed is forgotten after this many
 FORGET_AFTER = 3
-#: a forgotten plug is not adopted again for this long; at most this many are remembered
+#: a forgotten plug is not adopted again for this long
 FORGOTTEN_S = 3600.0
-FORGOTTEN_MAX = 4096
+#: at most this many forgotten MACs, and (MAC, address) pairs said, are remembered
+REMEMBERED_MAX = 4096
 
 
 @dataclass
@@ -335,7 +336,7 @@ class NativeReader(Reader):
         mac = plug.cfg.device_id
         self._plugs.remove(plug)
         self.publisher.remove(mac)
-        if len(self._forgotten) >= FORGOTTEN_MAX:
+        if len(self._forgotten) >= REMEMBERED_MAX:
             del self._forgotten[next(iter(self._forgotten))]
         self._forgotten[mac] = time.monotonic() + FORGOTTEN_S
         log.debug("%s at %s never answered: forgotten", mac, plug.host)
@@ -381,7 +382,7 @@ class NativeReader(Reader):
         if plug.rejected_at.get(ip, 0.0) > time.monotonic():
             return  # a login was rejected there (said in the plug's status then)
         if plug.home is not None or (plug.host is not None and status not in _VANISHED):
-            if (mac, ip) not in self._elsewhere and len(self._elsewhere) < FORGOTTEN_MAX:
+            if (mac, ip) not in self._elsewhere and len(self._elsewhere) < REMEMBERED_MAX:
                 self._elsewhere.add((mac, ip))
                 why = "the file puts it" if plug.home is not None else "it answers"
                 log.warning(

@@ -15,7 +15,7 @@ from otelpower.config.schema import Config, DeviceConfig
 from otelpower.config.yamlsource import Path_
 
 DEFAULT_TARGETS = ("255.255.255.255",)
-#: devices[].native.transport: the login a plug is pinned to (links.TRANSPORTS)
+#: devices[].native.transport: the login a plug is pinned to (a link's ``kind``)
 PINS = ("XOR", "KLAP", "AES", "TPAP")
 #: discovery.max_adopted: plugs the file does not list that are read at most
 MAX_ADOPTED = 64
@@ -115,9 +115,9 @@ def _host(r: Fields, m: dict[str, Any], key: str, path: Path_) -> str | None:
 def parse_target(r: Fields, raw: Any, path: Path_) -> NativeTarget:
     m = r.mapping(raw, path, {"host", "port", "transport"})
     pin = m.get("transport")
-    if isinstance(pin, str) and pin.upper() in PINS:
+    if isinstance(pin, str) and pin.upper() in PINS:  # any case: klap, KLAP
         pin = pin.upper()
-    elif pin is not None:
+    elif pin is not None:  # Fields.choice, but showing the value as written
         r.doc.problem((*path, "transport"), f"must be one of {', '.join(PINS)}, got {pin!r:.40}")
         pin = None
     if pin is not None and m.get("host") is None:
