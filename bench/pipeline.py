@@ -47,6 +47,7 @@ from harness.wait import wait_for
 from otelpower import app
 from otelpower.config import parse_config
 from otelpower.config.yamlsource import YamlDoc
+from otelpower.readers import registry
 from otelpower.sim import Fault, PlugOptions, Simulator, builtin_profiles
 
 NATIVE_POWER = "tplink_native_power_watts"
@@ -212,7 +213,7 @@ async def bench_matter(repeats: int = 5) -> list[Figure]:
                 "poll": {"interval": POLL_S, "timeout": 5},
                 "prometheus": {"host": "127.0.0.1", "port": 0},
             }
-            config = parse_config(YamlDoc(source="<bench>", data=data), {})
+            config = parse_config(YamlDoc(source="<bench>", data=data), {}, registry.specs())
             runtime = await running.enter_async_context(app.Runtime(config, "matter"))
             port = runtime.prometheus_port
             assert port is not None

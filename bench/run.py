@@ -31,6 +31,7 @@ from otelpower import eventloop
 from otelpower.config import Config, parse_config
 from otelpower.config.yamlsource import YamlDoc
 from otelpower.core.model import DeviceStatus
+from otelpower.readers import registry
 from otelpower.readers.native.reader import NativeReader
 
 
@@ -42,7 +43,7 @@ def make_config(data: dict[str, Any], **poll: Any) -> Config:
         "discovery": {"enabled": False},
         "prometheus": {"host": "127.0.0.1", "port": 0},
     }
-    return parse_config(YamlDoc(source="<bench>", data=merged), {})
+    return parse_config(YamlDoc(source="<bench>", data=merged), {}, registry.specs())
 
 
 def not_ok(reader: NativeReader) -> int:

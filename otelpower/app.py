@@ -91,6 +91,7 @@ class Runtime:
                     vendor=spec.vendor,
                     protocol=spec.protocol,
                     quantities=spec.quantities,
+                    vendors=registry.vendors() if spec.any_vendor else (),
                 )
                 reader.register_metrics(meter)
         except BaseException:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from otelpower import __version__, cliargs, eventloop
-from otelpower.config import Config, ConfigError, load_config
+from otelpower.config import Config, ConfigError
 from otelpower.config.sharding import parse_shard
 from otelpower.export import cardinality, malloc, otelenv, webconfig
 from otelpower.export.pullserver import PullServerError
@@ -218,7 +218,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from otelpower import app
 
     malloc.return_large_blocks()
-    config = load_config(args.config)
+    config = registry.load_config(args.config)
     chosen = registry.chosen(args.protocol)
     for spec in registry.specs():
         for option in spec.run_options:
@@ -254,7 +254,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = registry.load_config(args.config)
     _check_web_config(config)
     parts = [s for spec in registry.specs() if (s := spec.summary(config))]
     print(

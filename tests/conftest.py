@@ -12,6 +12,7 @@ from harness.otlp import Receiver
 from otelpower.config import Config
 from otelpower.config import parse_config as _parse
 from otelpower.config.yamlsource import YamlDoc
+from otelpower.readers import registry
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "python-kasa"
 
@@ -38,7 +39,7 @@ def make_config(data: dict[str, Any], env: dict[str, str] | None = None, **setti
         **settings,
     }
     doc = YamlDoc(source="<test>", data=merged)
-    return _parse(doc, env or {})
+    return _parse(doc, env or {}, registry.specs())
 
 
 @pytest.fixture

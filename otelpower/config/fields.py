@@ -6,10 +6,15 @@ Used by the core schema and by each reader's config sections (``ReaderSpec.secti
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from otelpower.config.yamlsource import Path_, YamlDoc
+
+#: parses one config section (``raw`` is None when the file has no such key) into the value
+#: readers get from ``Config.section(name)`` / ``DeviceConfig.section(name)``; problems go to
+#: ``fields.doc.problem(path, ...)`` so they are reported with file, key and line
+type SectionParser = Callable[["Fields", Any, Path_], Any]
 
 _LABEL = re.compile(r"^[^\x00-\x1f]{1,128}$")
 

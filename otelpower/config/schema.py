@@ -12,16 +12,40 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from otelpower.config.fields import Fields, kind
+from otelpower.config.fields import Fields, SectionParser, kind
 from otelpower.config.sharding import Shard
 from otelpower.config.yamlsource import ConfigError, Path_, YamlDoc, load_yaml
+from otelpower.core.quantities import DEFAULT_VENDOR, OTHER_VENDOR
 
-if TYPE_CHECKING:
-    from otelpower.readers.base import ReaderSpec, SectionParser
+__all__ = [
+    "UNASSIGNED",
+    "Config",
+    "ConfigError",
+    "DeviceConfig",
+    "ReaderKeys",
+    "load_config",
+    "normalize_mac",
+]
 
-__all__ = ["UNASSIGNED", "Config", "ConfigError", "DeviceConfig", "load_config", "normalize_mac"]
+
+class ReaderKeys(Protocol):
+    """What the config needs of a reader (a ``ReaderSpec``; config/ imports no reader)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def vendor(self) -> str: ...
+    @property
+    def protocol(self) -> str: ...
+    @property
+    def any_vendor(self) -> bool: ...
+    @property
+    def sections(self) -> Mapping[str, SectionParser]: ...
+    @property
+    def device_sections(self) -> Mapping[str, SectionParser]: ...
+
 
 _MAC_HEX = re.compile(r"^[0-9a-f]{12}$")
 _MAC_SEPARATED = re.compile(r"^[0-9a-f]{2}([:-])([0-9a-f]{2}\1){4}[0-9a-f]{2}$")
@@ -50,12 +74,17 @@ class DeviceConfig:
     device: str  # "" when the file leaves it out: the plug's own name (alias) is used
     #: per-device reader sections, by key, as their ReaderSpec parsed them
     sections: Mapping[str, Any] = field(default_factory=dict)
-    #: the protocols that read this plug (``protocols:``); None: every reader run
+    #: the readers that read this plug (``protocols:``, by reader name or protocol label);
+    #: None: every reader run that reads its maker's devices
     protocols: frozenset[str] | None = None
+    vendor: str = DEFAULT_VENDOR  # its maker (``vendor:``, or implied by a maker's section)
 
-    def reads(self, protocol: str) -> bool:
-        """Whether the reader of ``protocol`` reads this plug."""
-        return self.protocols is None or protocol in self.protocols
+    def reads(self, reader: ReaderKeys) -> bool:
+        """Whether ``reader`` reads this plug: a maker's reader reads only that maker's
+        devices, a standard's reader any maker's; ``protocols:`` narrows it further."""
+        if not reader.any_vendor and reader.vendor != self.vendor:
+            return False
+        return self.protocols is None or bool({reader.name, reader.protocol} & self.protocols)
 
     def section(self, name: str) -> Any:
         """The parsed section ``name`` of this device, or None when it has none."""
@@ -132,12 +161,12 @@ class Config:
         """Whether this process reads ``device_id`` (always, unless sharded)."""
         return self.shard is None or self.shard.owns(device_id)
 
-    def owned_devices(self, protocol: str | None = None) -> tuple[DeviceConfig, ...]:
-        """This process's devices (its shard's); with ``protocol``, those that protocol reads."""
+    def owned_devices(self, reader: ReaderKeys | None = None) -> tuple[DeviceConfig, ...]:
+        """This process's devices (its shard's); with ``reader``, those that reader reads."""
         return tuple(
             d
             for d in self.devices
-            if self.owns(d.device_id) and (protocol is None or d.reads(protocol))
+            if self.owns(d.device_id) and (reader is None or d.reads(reader))
         )
 
     def endpoint_process(self) -> bool:
@@ -158,18 +187,17 @@ INLINE_MAX_DEVICES = 100
 NO_FILE = "(no config file)"
 
 _TOP_KEYS = {"house", "instance_id", "devices", "poll", "prometheus"}
-_DEVICE_KEYS = {"device_id", "room", "shelf", "device", "protocols"}
+_DEVICE_KEYS = {"device_id", "room", "shelf", "device", "protocols", "vendor"}
 
 
 def _parse_protocols(
-    r: Fields, m: dict[str, Any], path: Path_, known: Mapping[str, tuple[str, ...]]
+    r: Fields, m: dict[str, Any], path: Path_, specs: tuple[ReaderKeys, ...]
 ) -> frozenset[str] | None:
-    """``protocols: [<protocol>, ...]``: which readers read the plug (absent: all of them).
-
-    ``known`` maps each reader's protocol to its per-device section keys.
-    """
+    """``protocols: [<reader or protocol>, ...]``: which readers read the plug (absent: all
+    that read its maker's devices)."""
     if "protocols" not in m:
         return None
+    known = list(dict.fromkeys(n for s in specs for n in (s.protocol, s.name)))
     value, where, names = m["protocols"], (*path, "protocols"), ", ".join(known)
     if not isinstance(value, list) or not value:
         got = "an empty list" if value == [] else kind(value)
@@ -181,11 +209,32 @@ def _parse_protocols(
             out.add(item)
         else:
             r.doc.problem((*where, i), f"unknown protocol {item!r}; expected one of {names}")
-    for protocol, keys in known.items():
-        for key in keys:
-            if key in m and out and protocol not in out:
-                r.doc.problem((*path, key), f"is set, but protocols leaves {protocol} out")
+    for spec in specs:
+        for key in spec.device_sections:
+            if key in m and out and not {spec.name, spec.protocol} & out:
+                r.doc.problem((*path, key), f"is set, but protocols leaves {spec.name} out")
     return frozenset(out)
+
+
+def _parse_vendor(r: Fields, m: dict[str, Any], path: Path_, specs: tuple[ReaderKeys, ...]) -> str:
+    """``vendor:`` (the plug's maker), implied by a maker's own section (``shelly:``),
+    default ``tplink``: names its metrics and decides which maker's reader reads it."""
+    makers = {key: s.vendor for s in specs if not s.any_vendor for key in s.device_sections}
+    implied = {makers[key]: key for key in m if key in makers}
+    allowed = list(dict.fromkeys([*(s.vendor for s in specs), OTHER_VENDOR]))
+    vendor = r.text(m, "vendor", path)
+    if vendor is not None and vendor not in allowed:
+        r.doc.problem(
+            (*path, "vendor"), f"unknown vendor {vendor!r}; expected one of {', '.join(allowed)}"
+        )
+        vendor = None
+    if len(implied) > 1:
+        keys = " and ".join(sorted(implied.values()))
+        r.doc.problem(path, f"has {keys}: sections of two makers (one plug has one maker)")
+    elif implied and vendor is not None and vendor not in implied:
+        (key,) = implied.values()
+        r.doc.problem((*path, "vendor"), f"is {vendor!r}, but {key} is another maker's section")
+    return vendor or next(iter(implied), DEFAULT_VENDOR)
 
 
 def _parse_device(
@@ -193,7 +242,7 @@ def _parse_device(
     raw: Any,
     path: Path_,
     parsers: Mapping[str, SectionParser],
-    protocols: Mapping[str, tuple[str, ...]],
+    specs: tuple[ReaderKeys, ...],
 ) -> DeviceConfig | None:
     if not isinstance(raw, dict):
         r.doc.problem(path, f"each device must be a mapping, got {kind(raw)}")
@@ -212,10 +261,11 @@ def _parse_device(
     shelf = r.text(m, "shelf", path, required=True)
     name = r.text(m, "device", path) or ""
     sections = {key: parse(r, m[key], (*path, key)) for key, parse in parsers.items() if key in m}
-    reads = _parse_protocols(r, m, path, protocols)
+    reads = _parse_protocols(r, m, path, specs)
+    vendor = _parse_vendor(r, m, path, specs)
     if device_id is None or room is None or shelf is None:
         return None
-    return DeviceConfig(device_id, room, shelf, name, sections, reads)
+    return DeviceConfig(device_id, room, shelf, name, sections, reads, vendor)
 
 
 def _claim(section: Any) -> tuple[tuple[str, ...], str] | None:
@@ -225,21 +275,15 @@ def _claim(section: Any) -> tuple[tuple[str, ...], str] | None:
     return claim() if callable(claim) else None
 
 
-def _sections(specs: Iterable[ReaderSpec], kind_: str) -> dict[str, SectionParser]:
+def _sections(specs: Iterable[ReaderKeys], kind_: str) -> dict[str, SectionParser]:
     return {key: parse for spec in specs for key, parse in getattr(spec, kind_).items()}
 
 
-def parse_config(
-    doc: YamlDoc, environ: Mapping[str, str], specs: Iterable[ReaderSpec] | None = None
-) -> Config:
-    """Validate ``doc``: the core keys here, each reader's sections by its spec."""
-    if specs is None:
-        from otelpower.readers import registry
-
-        specs = registry.specs()
+def parse_config(doc: YamlDoc, environ: Mapping[str, str], specs: Iterable[ReaderKeys]) -> Config:
+    """Validate ``doc``: the core keys here, each reader's sections by its spec (the
+    registry's ``specs()``: config/ imports no reader)."""
     specs = tuple(specs)
     top_parsers, device_parsers = _sections(specs, "sections"), _sections(specs, "device_sections")
-    protocols = {spec.protocol: tuple(spec.device_sections) for spec in specs}
     r = Fields(doc, environ)
     if doc.data is None:
         doc.data = {}  # an empty file: every default, plugs found by discovery
@@ -262,7 +306,7 @@ def parse_config(
         places: dict[tuple[str, str, str], int] = {}
         claimed: dict[str, int] = {}
         for i, raw in enumerate(raw_devices):
-            dev = _parse_device(r, raw, ("devices", i), device_parsers, protocols)
+            dev = _parse_device(r, raw, ("devices", i), device_parsers, specs)
             if dev is None:
                 continue
             if dev.device_id in seen:
@@ -324,9 +368,15 @@ def parse_config(
     return config
 
 
-def load_config(path: Path | str | None, environ: Mapping[str, str] | None = None) -> Config:
-    """Load and validate ``path`` (None: no file, every default); raises ConfigError listing
-    every problem found."""
+def load_config(
+    path: Path | str | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    specs: Iterable[ReaderKeys],
+) -> Config:
+    """Load and validate ``path`` (None: no file, every default) with the readers' sections
+    (``otelpower.readers.registry.load_config`` passes every registered one); raises
+    ConfigError listing every problem found."""
     env = dict(os.environ if environ is None else environ)
     doc = YamlDoc(source=NO_FILE, data=None) if path is None else load_yaml(Path(path), env)
-    return parse_config(doc, env)
+    return parse_config(doc, env, specs)

@@ -54,6 +54,7 @@ class DeviceSnapshot:
     readings: tuple[Reading, ...] = ()
     detail: str = ""
     updated_at: float = field(default_factory=time.time)
+    vendor: str = ""  # the device's maker, when its reader reads any maker's (Matter)
 
     @property
     def up(self) -> bool:

@@ -98,16 +98,18 @@ class Publisher:
         detail: str = "",
         up_note: str = "",
         quiet: bool = False,
+        vendor: str = "",
     ) -> DeviceSnapshot:
         """Replace the device's snapshot and log the transition, if any.
 
         ``who`` names the device in the log line; ``quiet`` is for a state the reader has
         already explained in a line of its own (e.g. its server went away): it is taken as
-        logged, so the next real change is logged without a "flapping" note.
+        logged, so the next real change is logged without a "flapping" note. ``vendor``: the
+        device's maker, from a reader of any maker's devices (names its metrics).
         """
         readings = self.counters.apply(device_id, readings)
         labels, info = _bounded(labels), _bounded(info or {})
-        snap = DeviceSnapshot(device_id, labels, status, info, readings, detail)
+        snap = DeviceSnapshot(device_id, labels, status, info, readings, detail, vendor=vendor)
         self.store.put(snap)
         self._dropped(device_id, labels.get("device", ""), readings)
         track = self._tracks.setdefault(device_id, _Track())

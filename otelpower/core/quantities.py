@@ -2,7 +2,11 @@
 
 A reader exports a subset of this catalogue (its ``ReaderSpec.quantities``); every value it
 exports has passed otelpower.core.plausible against these bounds. The metric name is
-``<vendor>_<protocol>_<key>`` (otelpower.export.instruments).
+``<vendor>_<protocol>_<key>`` (otelpower.export.instruments): the maker of the plug, the path
+it is read by, the quantity. A device's vendor is its config's ``vendor:`` (default
+``tplink``, so every config written before there was a second maker keeps its names); a
+Matter node the config does not list is named by its BasicInformation VendorID, else
+``other``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ class Quantity:
     counter: bool = False  # monotonic: exported as ``<name>_total``
     low: float = 0.0
     high: float = math.inf
+
+
+DEFAULT_VENDOR = "tplink"  # a device whose config names no maker
+OTHER_VENDOR = "other"  # a device read through a standard whose maker no reader knows
+
+
+def metric_prefix(vendor: str, protocol: str) -> str:
+    return f"{vendor}_{protocol}_"
 
 
 KWH_MAX = 1e7  # 10 GWh: centuries of a fully loaded plug

@@ -14,21 +14,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from otelpower.config.fields import SectionParser
 from otelpower.core.model import DeviceStatus, SnapshotStore
 from otelpower.core.publisher import PollRecorder, Publisher
-from otelpower.core.quantities import Quantity
+from otelpower.core.quantities import Quantity, metric_prefix
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Meter
 
-    from otelpower.config.fields import Fields
     from otelpower.config.schema import Config
-    from otelpower.config.yamlsource import Path_
 
-#: parses one config section (``raw`` is None when the file has no such key) into the value
-#: readers get from ``Config.section(name)`` / ``DeviceConfig.section(name)``; problems go to
-#: ``fields.doc.problem(path, ...)`` so they are reported with file, key and line
-SectionParser = Callable[["Fields", Any, "Path_"], Any]
+__all__ = ["Command", "Reader", "ReaderSpec", "RunOption", "SectionParser"]
 
 
 @dataclass(frozen=True)
@@ -66,9 +62,11 @@ def _nothing(_: Config) -> str | None:
 class ReaderSpec:
     """Everything the rest of otelpower knows about one reader."""
 
-    name: str  # the ``--protocol`` choice and the resource's ``protocol`` attribute
-    vendor: str  # metric names are <vendor>_<protocol>_<quantity>
-    protocol: str  # the ``protocol`` label on every series
+    #: the reader's key everywhere: the ``--protocol`` choice, ``protocols:`` entries, the
+    #: self-metrics' ``protocol`` label, the resource and instance id, its k8s objects
+    name: str
+    vendor: str  # the maker whose devices it reads; metric names <vendor>_<protocol>_<quantity>
+    protocol: str  # the ``protocol`` label on every device series (native, matter)
     description: str
     quantities: tuple[Quantity, ...]
     create: Callable[[Config, SnapshotStore, PollRecorder], Reader]
@@ -89,10 +87,16 @@ class ReaderSpec:
     quiet_loggers: tuple[str, ...] = ()
     #: client-library loggers never shown below INFO, not even at DEBUG (they log secrets)
     secret_loggers: tuple[str, ...] = ()
+    #: reads devices of any maker (a standard such as Matter): each device's series carry
+    #: its own maker's prefix (``vendor`` is then only the default)
+    any_vendor: bool = False
+    #: the maker's Matter VendorIDs: a Matter node the config does not list is named with
+    #: this reader's vendor when its BasicInformation VendorID is one of these
+    matter_vendor_ids: tuple[int, ...] = ()
 
     @property
     def prefix(self) -> str:
-        return f"{self.vendor}_{self.protocol}_"
+        return metric_prefix(self.vendor, self.protocol)
 
 
 class Reader(ABC):
@@ -109,7 +113,7 @@ class Reader(ABC):
         self.config = config
         self.spec = spec
         self.store = store if store is not None else SnapshotStore()
-        self.publisher = Publisher(spec.protocol, self.store, spec.remedies, recorder)
+        self.publisher = Publisher(spec.name, self.store, spec.remedies, recorder)
 
     @abstractmethod
     async def run(self) -> None:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Mapping
+from pathlib import Path
 
-from otelpower.core.quantities import QUANTITIES
+from otelpower.config.schema import Config
+from otelpower.config.schema import load_config as _load_config
+from otelpower.core.quantities import OTHER_VENDOR, QUANTITIES, metric_prefix
 from otelpower.readers.base import Command, ReaderSpec
 
 #: module path of each built-in reader's spec (a module with ``SPEC``)
@@ -25,8 +29,11 @@ _builtin_loaded = False
 
 
 def register(spec: ReaderSpec) -> ReaderSpec:
-    """Add a reader (built-ins are added on first use; a test or plug-in may add its own)."""
+    """Add a reader (built-ins are added on first use; a test or plug-in may add its own).
+    Refused (ValueError) when its name, metric prefix or config sections are taken."""
     _load_builtin()
+    if _specs.get(spec.name) is spec:
+        return spec
     _check(spec)
     _specs[spec.name] = spec
     return spec
@@ -58,6 +65,40 @@ def protocols() -> tuple[str, ...]:
 def protocol_regex() -> str:
     """``native|matter``: for PromQL matchers in dashboards, alerts and ``compare``."""
     return "|".join(protocols())
+
+
+def vendors() -> tuple[str, ...]:
+    """Every maker a device series can be named for: each reader's, and ``other`` when a
+    reader reads any maker's devices (a Matter node of a maker no reader knows)."""
+    own = [s.vendor for s in specs()]
+    if any(s.any_vendor for s in specs()):
+        own.append(OTHER_VENDOR)
+    return tuple(dict.fromkeys(own))
+
+
+def prefixes() -> tuple[str, ...]:
+    """Every ``<vendor>_<protocol>_`` a device series may have (``tplink_native_``, ...)."""
+    out = []
+    for spec in specs():
+        out += [metric_prefix(v, spec.protocol) for v in vendors()] if spec.any_vendor else []
+        out.append(spec.prefix)
+    return tuple(sorted(set(out), key=out.index))
+
+
+def name_regex(suffix: str) -> str:
+    """A ``__name__=~`` regex for ``suffix`` (``power_watts``, ``up``) under every prefix:
+    ``(tplink_native|tplink_matter|other_matter)_power_watts``."""
+    return f"({'|'.join(p.removesuffix('_') for p in prefixes())})_{suffix}"
+
+
+def matter_vendors() -> Mapping[int, str]:
+    """Matter VendorID -> vendor, from each reader's ``matter_vendor_ids``."""
+    return {vid: s.vendor for s in specs() for vid in s.matter_vendor_ids}
+
+
+def load_config(path: Path | str | None, environ: Mapping[str, str] | None = None) -> Config:
+    """The config file, validated with every registered reader's sections."""
+    return _load_config(path, environ, specs=specs())
 
 
 def get(name: str) -> ReaderSpec:
@@ -96,13 +137,29 @@ def _load_builtin() -> None:
 
 
 def _check(spec: ReaderSpec) -> None:
-    """A spec exports only catalogue quantities and owns its config sections alone."""
+    """A spec exports only catalogue quantities, and owns its name, its metric prefix and
+    its config sections alone."""
     for q in spec.quantities:
         if QUANTITIES.get(q.key) is not q:
             raise ValueError(f"reader {spec.name}: {q.key} is not in otelpower.core.quantities")
+    if spec.name == ALL or not spec.name.isidentifier() or not spec.vendor.isidentifier():
+        raise ValueError(f"reader {spec.name!r}: name and vendor must be identifiers, not 'all'")
+    if spec.vendor == OTHER_VENDOR:
+        raise ValueError(f"reader {spec.name}: vendor {OTHER_VENDOR!r} is reserved")
     for other in _specs.values():
         if other.name == spec.name:
-            continue
+            raise ValueError(f"a reader named {spec.name!r} is registered already")
+        either_any = spec.any_vendor or other.any_vendor
+        if other.prefix == spec.prefix or (either_any and other.protocol == spec.protocol):
+            raise ValueError(
+                f"readers {spec.name} and {other.name} would both export {spec.prefix}* metrics"
+                " (one maker, one protocol: one reader)"
+            )
+        shared_ids = set(spec.matter_vendor_ids) & set(other.matter_vendor_ids)
+        if shared_ids and spec.vendor != other.vendor:
+            raise ValueError(
+                f"readers {spec.name} and {other.name} both claim Matter VendorIDs {shared_ids}"
+            )
         for kind in ("sections", "device_sections"):
             shared = set(getattr(spec, kind)) & set(getattr(other, kind))
             if shared:

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from otelpower.cli import main
-from otelpower.config import ConfigError, load_config, normalize_mac
+from otelpower.config import ConfigError, normalize_mac
+from otelpower.readers import registry
 from otelpower.readers.native.settings import credentials
+from otelpower.readers.registry import load_config
 
 GOOD = """\
 house: home
@@ -88,7 +90,7 @@ def test_example_config_is_valid() -> None:
         "48:22:54:00:00:05",
         "48:22:54:00:00:04",
     }
-    native = config.owned_devices("native")
+    native = config.owned_devices(registry.get("native"))
     assert [d.device for d in native] == ["tv", "monitor", "power-strip", "lamp"]
     assert native[-1].section("native").transport == "AES"
 
@@ -200,11 +202,34 @@ def test_every_problem_reported_with_line(tmp_path: Path) -> None:
 def test_protocols_choose_the_readers_of_a_plug(tmp_path: Path) -> None:
     text = GOOD.replace("    native: {host: 192.168.1.20}\n", "    protocols: [matter]\n")
     (dev,) = load_config(write(tmp_path, text), {}).devices
-    assert dev.reads("matter") and not dev.reads("native")
+    native, matter = registry.get("native"), registry.get("matter")
+    assert dev.reads(matter) and not dev.reads(native)
     config = load_config(write(tmp_path, GOOD), {})
-    assert config.devices[0].protocols is None and config.devices[0].reads("native")
-    assert config.owned_devices("native") == config.devices
-    assert load_config(write(tmp_path, text), {}).owned_devices("native") == ()
+    assert config.devices[0].protocols is None and config.devices[0].reads(native)
+    assert config.owned_devices(native) == config.devices
+    assert load_config(write(tmp_path, text), {}).owned_devices(native) == ()
+
+
+def test_vendor_decides_which_maker_reads_a_plug(tmp_path: Path) -> None:
+    """A plug of another maker is never read by TP-Link's reader; Matter reads any maker's."""
+    native, matter = registry.get("native"), registry.get("matter")
+    text = GOOD.replace("    native: {host: 192.168.1.20}\n", "    vendor: other\n")
+    (dev,) = load_config(write(tmp_path, text), {}).devices
+    assert dev.vendor == "other" and dev.reads(matter) and not dev.reads(native)
+    (dev,) = load_config(write(tmp_path, GOOD), {}).devices
+    assert dev.vendor == "tplink" and dev.reads(native)
+    bad = GOOD.replace("    native: {host: 192.168.1.20}\n", "    vendor: acme\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, bad), {})
+    assert "devices[0].vendor (line" in str(err.value) and "tplink, other" in str(err.value)
+    clash = GOOD.replace(
+        "    native: {host: 192.168.1.20}\n", "    native: {}\n    vendor: other\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, clash), {})
+    assert "devices[0].vendor (line" in str(err.value) and "native is another maker" in str(
+        err.value
+    )
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otelpower.config import load_config
 from otelpower.config.yamlsource import ConfigError
+from otelpower.readers.registry import load_config
 
 KEYS = [
     "house", "devices", "device_id", "room", "shelf", "device", "native", "host", "port",

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from otelpower.config import ConfigError, load_config
+from otelpower.config import ConfigError
 from otelpower.core.model import DeviceStatus, SnapshotStore
 from otelpower.core.publisher import MAX_LABEL, Publisher
+from otelpower.readers.registry import load_config
 
 DEVICE = "devices:\n  - {device_id: 48:22:54:00:00:01, room: r, shelf: s, device: d}\n"
 
@@ -151,7 +152,6 @@ def test_two_devices_at_one_host_are_refused(tmp_path: Path) -> None:
 def test_a_config_past_the_size_limit_is_refused_at_once(tmp_path) -> None:
     import time as time_
 
-    from otelpower.config import ConfigError, load_config
     from otelpower.config.yamlsource import MAX_BYTES
 
     big = tmp_path / "huge.yaml"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from otelpower.config import load_config
 from otelpower.readers.matter.settings import server_url
 from otelpower.readers.native.settings import credentials
+from otelpower.readers.registry import load_config
 
 from .conftest import K8S, ROOT, tool
 

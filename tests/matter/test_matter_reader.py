@@ -184,16 +184,19 @@ async def test_node_id_fallback_and_unmatched_nodes(virtual_plug: BedPlug, caplo
         prometheus={"host": "127.0.0.1", "port": 0},
     )
     async with running(unconfigured) as port:
+        # the test bed's plug carries the CSA's test VendorID 0xFFF1, no maker's: not TP-Link
         name = f"matter-node-{bed.node_id}"
         await wait_until(
-            lambda: series(port, "tplink_matter_power_watts", device=name),
+            lambda: series(port, "other_matter_power_watts", device=name),
             30,
             "unmatched node exported by node id",
         )
-        (labels,) = find(scrape(port), "tplink_matter_power_watts", device=name)
+        text = scrape(port)
+        (labels,) = find(text, "other_matter_power_watts", device=name)
         assert dict(labels)["device_id"] == bed.mac and dict(labels)["room"] == "unassigned"
+        assert not find(text, "tplink_matter_power_watts")
     lines = [r.getMessage() for r in caplog.records if "not in" in r.getMessage()]
-    assert len(lines) == 1 and str(bed.node_id) in lines[0]
+    assert len(lines) == 1 and str(bed.node_id) in lines[0] and "0xFFF1" in lines[0]
 
 
 async def test_one_plug_two_paths_same_labels(matter_server, tmp_path) -> None:

@@ -19,7 +19,7 @@ from harness.otlp import Receiver
 from harness.promtext import find, one, scrape
 from harness.wait import wait_for
 from otelpower import app, cli
-from otelpower.config import Config, ConfigError, load_config
+from otelpower.config import Config, ConfigError
 from otelpower.config.fields import Fields
 from otelpower.config.yamlsource import Path_
 from otelpower.core import plausible, quantities
@@ -27,6 +27,7 @@ from otelpower.core.model import DeviceStatus, SnapshotStore
 from otelpower.core.publisher import PollRecorder
 from otelpower.readers import registry
 from otelpower.readers.base import Reader, ReaderSpec
+from otelpower.readers.registry import load_config
 
 # --- the reader: what a vendor writes -------------------------------------------------------
 

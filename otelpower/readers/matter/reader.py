@@ -26,6 +26,8 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from otelpower.config import Config, DeviceConfig
 from otelpower.core.model import DeviceStatus, SnapshotStore
 from otelpower.core.publisher import PollRecorder
+from otelpower.core.quantities import OTHER_VENDOR, metric_prefix
+from otelpower.readers import registry
 from otelpower.readers.base import Reader
 from otelpower.readers.matter import settings
 from otelpower.readers.matter import values as mv
@@ -79,9 +81,10 @@ class MatterReader(Reader):
         self._by_node_id = {
             node_id: d
             for d in config.devices
-            if (node_id := settings.node_id(d)) is not None and d.reads(SPEC.protocol)
+            if (node_id := settings.node_id(d)) is not None and d.reads(SPEC)
         }
         self._by_mac = {d.device_id: d for d in config.devices}
+        self._vendors = registry.matter_vendors()  # VendorID -> the maker's metric prefix
         self._server_problem = ""
         for dev in self._by_node_id.values():
             self._publish_placeholder(dev, DeviceStatus.PENDING, "")
@@ -181,6 +184,7 @@ class MatterReader(Reader):
                     info=snap.info,
                     detail=detail,
                     quiet=True,
+                    vendor=snap.vendor,
                 )
         for dev in self._by_node_id.values():
             self._publish_placeholder(dev, DeviceStatus.OFFLINE, detail)
@@ -311,25 +315,32 @@ class MatterReader(Reader):
                 return self._by_mac[mac], macs
         return self._by_node_id.get(state.node_id), macs
 
-    def _labels(self, state: _Node) -> tuple[str, dict[str, str]] | None:
+    def _labels(self, state: _Node) -> tuple[str, dict[str, str], str] | None:
+        """The node's device id, labels and maker (names its metrics: the config's
+        ``vendor:``, else its VendorID's reader, else ``other``), or None: not exported."""
         dev, macs = self._device_for(state)
-        if dev is not None and not dev.reads(SPEC.protocol):
+        if dev is not None and not dev.reads(SPEC):
             return None  # its protocols leave Matter out
         if dev is not None:
-            return dev.device_id, dev.labels(self.config.house)
+            return dev.device_id, dev.labels(self.config.house), dev.vendor
         if not mv.has_energy(state.attrs):
             return None  # not a meter: nothing to export
         device_id = macs[0] if macs else f"matter-node-{state.node_id}"
         name = f"matter-node-{state.node_id}"
+        vid = mv.vendor_id(state.attrs)
+        vendor = self._vendors.get(vid, OTHER_VENDOR) if vid is not None else OTHER_VENDOR
         if state.node_id not in self._logged_unmatched:
             self._logged_unmatched.add(state.node_id)
             log.warning(
-                "Matter node %s (MAC %s) meters energy but is not in %s; exported as"
-                " device=%s: add it to the config (device_id or matter.node_id)",
+                "Matter node %s (MAC %s, VendorID %s) meters energy but is not in %s; exported"
+                " as device=%s under %s*: add it to the config (device_id or matter.node_id,"
+                " and vendor)",
                 state.node_id,
                 ", ".join(macs) or "unknown",
+                "unknown" if vid is None else f"0x{vid:04X}",
                 self.config.source,
                 name,
+                metric_prefix(vendor, SPEC.protocol),
             )
         labels = {
             "house": self.config.house,
@@ -338,13 +349,13 @@ class MatterReader(Reader):
             "device": name,
             "device_id": device_id,
         }
-        return device_id, labels
+        return device_id, labels, vendor
 
     def _publish(self, state: _Node) -> None:
         found = self._labels(state)
         if found is None or not self.config.owns(found[0]):
             return  # not a meter, or another shard's
-        device_id, labels = found
+        device_id, labels, vendor = found
         key = self._keys.setdefault(state.node_id, device_id)
         if key != device_id:  # the node's identity changed (config or MAC): move it
             self.publisher.remove(key)
@@ -361,6 +372,7 @@ class MatterReader(Reader):
             info=mv.device_info(state.attrs),
             readings=readings,
             detail=detail,
+            vendor=vendor,
         )
 
     def _publish_placeholder(self, dev: DeviceConfig, status: DeviceStatus, detail: str) -> None:
@@ -376,4 +388,5 @@ class MatterReader(Reader):
             info=previous.info if previous else {},
             detail=detail,
             quiet=True,
+            vendor=dev.vendor,
         )

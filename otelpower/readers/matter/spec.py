@@ -40,7 +40,7 @@ def _summary(config: Config) -> str:
 
 SPEC = ReaderSpec(
     name="matter",
-    vendor="tplink",
+    vendor="tplink",  # the default maker: a device's own ``vendor:`` names its series
     protocol="matter",
     description="plugs through a Matter server's WebSocket API (python-matter-server client)",
     quantities=(
@@ -71,4 +71,5 @@ SPEC = ReaderSpec(
     summary=_summary,
     requires=("matter_server",),
     extra="matter",
+    any_vendor=True,  # any maker's Matter plug: named <its vendor>_matter_*
 )

@@ -121,6 +121,12 @@ def hardware_addresses(attrs: Attributes) -> list[str]:
     return macs
 
 
+def vendor_id(attrs: Attributes) -> int | None:
+    """The node's BasicInformation VendorID (a number the CSA assigns to each maker)."""
+    value = attrs.get(path(0, BASIC_INFORMATION, 2))
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def device_info(attrs: Attributes) -> dict[str, str]:
     info = {}
     for attribute, label in _INFO.items():

@@ -198,7 +198,7 @@ class NativeReader(Reader):
         if not self.discovery.enabled:
             self._discovered.set()
         self._plugs = []
-        for d in config.owned_devices(SPEC.protocol) if devices is None else devices:
+        for d in config.owned_devices(SPEC) if devices is None else devices:
             target = settings.target(d) or settings.NativeTarget()
             self._plugs.append(
                 _Plug(d, target.host, target.port, home=target.host, pin=target.transport)

@@ -37,7 +37,7 @@ def _create(config: Config, store: SnapshotStore, recorder: PollRecorder) -> Rea
 
 
 def _precondition(config: Config) -> str | None:
-    if not any(d.reads("native") for d in config.devices) and not settings.adopts(config):
+    if not any(d.reads(SPEC) for d in config.devices) and not settings.adopts(config):
         return (
             "has nothing to read: no device is read natively and discovery does not adopt"
             " plugs (set discovery.enabled and discovery.adopt, or list devices)"
@@ -56,7 +56,7 @@ TARGET = RunOption(
 
 
 def _summary(config: Config) -> str:
-    native = [d for d in config.devices if d.reads("native")]
+    native = [d for d in config.devices if d.reads(SPEC)]
     hosts = sum(1 for d in native if (t := settings.target(d)) and t.host)
     text = f"{hosts} with a native host, {len(native) - hosts} by discovery"
     if settings.adopts(config):
@@ -97,4 +97,5 @@ SPEC = ReaderSpec(
     # python-kasa's transports log KLAP handshake seeds and hashes at DEBUG: enough to guess
     # the account's password offline
     secret_loggers=("kasa.transports",),
+    matter_vendor_ids=(0x1141,),  # TP-Link's CSA VendorID (Tapo P110M, KP125M)
 )
