@@ -84,10 +84,10 @@ async def bench_poll(n: int, latency_s: float, seq_limit: int) -> list[Figure]:
             await reader.poll_all()
         saturated = cycles * n / (time.perf_counter() - t0)
 
-        plugs = reader._plugs[: seq_limit or n]
+        plugs = reader.devices[: seq_limit or n]
         t0 = time.perf_counter()
         for plug in plugs:
-            await reader._poll(plug)
+            await reader.poll(plug.device_id)
         seq_s = (time.perf_counter() - t0) * n / len(plugs)
         failed += not_ok(reader)
         log(

@@ -75,3 +75,54 @@ def test_a_missing_reader_library_names_the_extra(
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert f"pip install 'otelpower[{extra}]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _imports(path: Path) -> set[str]:
+    """The otelpower modules ``path`` imports anywhere (module level or in a function)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("otelpower"):
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("otelpower")}
+    return found
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_config_imports_no_reader() -> None:
+    """config/ is handed the reader specs; it never imports a reader (nor the registry)."""
+    found = {
+        f"{_module(p)} -> {m}"
+        for p in sorted((PACKAGE / "config").rglob("*.py"))
+        for m in _imports(p)
+        if m.startswith("otelpower.readers")
+    }
+    assert not found, sorted(found)
+
+
+def test_no_import_circle_among_readers() -> None:
+    """No module of otelpower/readers/ reaches itself through imports (function-level
+    ones too: a lazy import hides a circle, it does not remove it)."""
+    paths = sorted((PACKAGE / "readers").rglob("*.py"))
+    modules = {_module(p): p for p in paths}
+    graph = {m: {i for i in _imports(p) if i in modules and i != m} for m, p in modules.items()}
+    # a package's __init__ is not an edge to its children
+    circles = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        for nxt in sorted(graph[node]):
+            if nxt in trail:
+                circles.append(" -> ".join([*trail[trail.index(nxt) :], nxt]))
+            elif len(trail) < len(modules):
+                visit(nxt, [*trail, nxt])
+
+    for start in sorted(graph):
+        visit(start, [start])
+    assert not circles, "\n".join(sorted(set(circles))[:20])

@@ -175,6 +175,6 @@ async def test_soak(monkeypatch, caplog) -> None:
     finally:
         await running.aclose()
     # every reader task ended when cancelled (a client library swallowing the cancel kept
-    # one polling until Runtime's bound: otelpower.readers.native.reader._stop_loops)
+    # one polling until Runtime's bound: otelpower.readers.polling.PollingReader._stop_loops)
     stuck = [r.getMessage() for r in caplog.records if "did not stop within" in r.getMessage()]
     assert not stuck, stuck

@@ -28,10 +28,9 @@ from otelpower.core.model import DeviceStatus, SnapshotStore
 from otelpower.core.publisher import PollRecorder
 from otelpower.core.quantities import OTHER_VENDOR, metric_prefix
 from otelpower.readers import registry
-from otelpower.readers.base import Reader
+from otelpower.readers.base import Reader, ReaderSpec
 from otelpower.readers.matter import settings
 from otelpower.readers.matter import values as mv
-from otelpower.readers.matter.spec import SPEC
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +65,9 @@ class MatterReader(Reader):
         *,
         recorder: PollRecorder | None = None,
         url: str | None = None,
+        spec: ReaderSpec | None = None,
     ) -> None:
-        super().__init__(config, SPEC, store=store, recorder=recorder)
+        super().__init__(config, spec or registry.get("matter"), store=store, recorder=recorder)
         self.url = url or settings.server_url(config) or ""
         if not self.url:
             raise ValueError(
@@ -81,7 +81,7 @@ class MatterReader(Reader):
         self._by_node_id = {
             node_id: d
             for d in config.devices
-            if (node_id := settings.node_id(d)) is not None and d.reads(SPEC)
+            if (node_id := settings.node_id(d)) is not None and d.reads(self.spec)
         }
         self._by_mac = {d.device_id: d for d in config.devices}
         self._vendors = registry.matter_vendors()  # VendorID -> the maker's metric prefix
@@ -319,7 +319,7 @@ class MatterReader(Reader):
         """The node's device id, labels and maker (names its metrics: the config's
         ``vendor:``, else its VendorID's reader, else ``other``), or None: not exported."""
         dev, macs = self._device_for(state)
-        if dev is not None and not dev.reads(SPEC):
+        if dev is not None and not dev.reads(self.spec):
             return None  # its protocols leave Matter out
         if dev is not None:
             return dev.device_id, dev.labels(self.config.house), dev.vendor
@@ -340,7 +340,7 @@ class MatterReader(Reader):
                 "unknown" if vid is None else f"0x{vid:04X}",
                 self.config.source,
                 name,
-                metric_prefix(vendor, SPEC.protocol),
+                metric_prefix(vendor, self.spec.protocol),
             )
         labels = {
             "house": self.config.house,

@@ -21,7 +21,7 @@ REMEDIES: dict[DeviceStatus, str] = {
 def _create(config: Config, store: SnapshotStore, recorder: PollRecorder) -> Reader:
     from otelpower.readers.matter.reader import MatterReader
 
-    return MatterReader(config, store, recorder=recorder)
+    return MatterReader(config, store, recorder=recorder, spec=SPEC)
 
 
 def _precondition(config: Config) -> str | None:

@@ -52,7 +52,7 @@ def _read_arguments(p: argparse.ArgumentParser) -> None:
 def _read(args: argparse.Namespace) -> int:
     from otelpower.readers.native.errors import classify
     from otelpower.readers.native.oneshot import read_plug
-    from otelpower.readers.native.spec import REMEDIES
+    from otelpower.readers.native.remedies import REMEDIES
 
     host, port = args.host
     where = f"{host}:{port}" if port else host

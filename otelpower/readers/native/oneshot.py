@@ -17,7 +17,8 @@ from otelpower.core.quantities import (
     VOLTAGE,
 )
 from otelpower.readers.native import discovery as kasa_discovery
-from otelpower.readers.native.links import Clients, Fetched, Link, open_link
+from otelpower.readers.native.links import Clients, Fetched, Link
+from otelpower.readers.native.opening import open_link
 
 _JSON_KEYS = {
     "power_w": POWER.key,

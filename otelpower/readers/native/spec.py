@@ -4,36 +4,17 @@ from __future__ import annotations
 
 from otelpower.config.schema import Config
 from otelpower.core import quantities as q
-from otelpower.core.model import DeviceStatus, SnapshotStore
+from otelpower.core.model import SnapshotStore
 from otelpower.core.publisher import PollRecorder
 from otelpower.readers.base import Reader, ReaderSpec, RunOption
 from otelpower.readers.native import commands, settings
-
-AUTH_RETRY_S = 1800.0  # a rejected login is retried once per 30 minutes, never in a loop
-
-REMEDIES: dict[DeviceStatus, str] = {
-    DeviceStatus.AUTH_FAILED: (
-        "check KASA_USERNAME/KASA_PASSWORD: they must be the TP-Link account that owns the plug"
-        " (a plug bound to another account needs that account); plugs lock themselves after"
-        f" a few failed logins, so otelpower tries this one again only every"
-        f" {AUTH_RETRY_S / 60:g} minutes, or when restarted"
-    ),
-    DeviceStatus.UNSUPPORTED: (
-        "the plug speaks a login otelpower will not use (the detail says why and what to set)"
-        " or no client library supports yet (e.g. TPAP with cloud certificates: turn on"
-        " Third-Party Compatibility in the Tapo app, Me > Third-Party Services, or read the"
-        " plug over Matter, --protocol matter)"
-    ),
-    DeviceStatus.OFFLINE: "check that the plug is powered and on the network, and its host",
-    DeviceStatus.TIMEOUT: "the plug did not answer in time; check Wi-Fi signal and poll.timeout",
-    DeviceStatus.ERROR: "the plug answered something unexpected; see the detail",
-}
+from otelpower.readers.native.remedies import REMEDIES
 
 
 def _create(config: Config, store: SnapshotStore, recorder: PollRecorder) -> Reader:
     from otelpower.readers.native.reader import NativeReader
 
-    return NativeReader(config, store, recorder=recorder)
+    return NativeReader(config, store, recorder=recorder, spec=SPEC)
 
 
 def _precondition(config: Config) -> str | None:

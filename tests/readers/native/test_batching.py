@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from harness.emulator import counting_handle
-from otelpower.readers.native.links import Clients, open_link
+from otelpower.readers.native.links import Clients
+from otelpower.readers.native.opening import open_link
 from otelpower.readers.native.values import device_readings
 from otelpower.sim import PlugOptions, builtin_profiles
 from otelpower.sim.device import DeviceModel

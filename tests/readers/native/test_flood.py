@@ -139,7 +139,7 @@ async def test_a_discovery_flood_is_bounded(simulator, caplog) -> None:
 
 
 def _adopted(reader: NativeReader) -> int:
-    return sum(1 for p in reader._plugs if p.adopted)
+    return sum(1 for p in reader.devices if p.adopted)
 
 
 def _up(reader: NativeReader, plug: EmulatedPlug) -> bool:

@@ -56,13 +56,13 @@ async def test_a_plug_back_from_a_long_outage_is_polled_within_an_interval(simul
         poll={"interval": interval, "timeout": 2, "backoff_max": 60},
     )
     reader = NativeReader(config)
-    (state,) = reader._plugs
+    (state,) = reader.devices
     async with running(reader):
         await wait_for(lambda: reader.store.get(plug.mac).up)
         await plug.set_fault(Fault.OFFLINE)
         await wait_for(lambda: state.failures >= 5, timeout=30, what="five failed polls")
         assert reader.store.get(plug.mac).status is DeviceStatus.OFFLINE
-        backoff = reader._delay(state)
+        backoff = reader.delay(state)
         assert backoff >= 16 * interval  # without the probe, the next poll is this far off
         await plug.set_fault(Fault.NONE)
         started = time.monotonic()
@@ -85,7 +85,7 @@ async def test_a_rejected_login_is_not_tried_again_when_the_socket_accepts(simul
         poll={"interval": 0.2, "timeout": 2, "backoff_max": 60},
     )
     reader = NativeReader(config, recorder=polls, auth_retry_s=retry_s)
-    (state, _) = reader._plugs
+    (state, _) = reader.devices
     async with running(reader):
         await wait_for(lambda: reader.store.get(plug.mac).up)
         await plug.set_fault(Fault.OFFLINE)

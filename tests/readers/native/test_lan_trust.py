@@ -14,8 +14,9 @@ import pytest
 from harness.wait import wait_for
 from otelpower.core.model import DeviceStatus
 from otelpower.readers.native.errors import Untrusted
-from otelpower.readers.native.links import Clients, open_link
+from otelpower.readers.native.links import Clients
 from otelpower.readers.native.oneshot import discover_plugs
+from otelpower.readers.native.opening import open_link
 from otelpower.readers.native.reader import NativeReader
 from otelpower.sim import EmulatedPlug, Fault, PlugOptions, builtin_profiles
 from otelpower.sim.aes import AesServer
@@ -230,7 +231,7 @@ async def test_a_reply_that_claims_a_camera_gets_no_login(simulator, family: str
     data = {"discovery": {"targets": [impostor.host], "interval": 1}}
     reader = NativeReader(make_config(data, ENV))
     async with running(reader):
-        await wait_for(lambda: reader._forgotten, timeout=30, what="forgotten")
+        await wait_for(lambda: reader.forgotten, timeout=30, what="forgotten")
     assert impostor.logins == 0 and _leaked(impostor) == 0
     assert reader.store.get(impostor.mac) is None
 

@@ -47,7 +47,7 @@ def one_plug_reader() -> tuple[NativeReader, Any]:
         "devices": [{"device_id": "48:22:54:00:00:01", "room": "r", "shelf": "s", "device": "d"}],
     }
     reader = NativeReader(make_config(data, poll={"interval": 2, "backoff_max": 10}))
-    return reader, reader._plugs[0]
+    return reader, reader.devices[0]
 
 
 def test_backoff_is_exponential_and_capped() -> None:
@@ -55,7 +55,7 @@ def test_backoff_is_exponential_and_capped() -> None:
     delays = []
     for failures in range(6):
         plug.failures = failures
-        delays.append(reader._delay(plug))
+        delays.append(reader.delay(plug))
     assert delays == [2, 2, 4, 8, 10, 10]
 
 
@@ -105,9 +105,9 @@ def test_parse_discovery_replies() -> None:
 def test_a_rejected_login_waits_for_the_retry_interval() -> None:
     reader, plug = one_plug_reader()
     plug.failures = 1
-    assert reader._delay(plug) == 2
+    assert reader.delay(plug) == 2
     plug.login_after = time.monotonic() + 1800
-    assert 1790 < reader._delay(plug) <= 1800
+    assert 1790 < reader.delay(plug) <= 1800
 
 
 # The client's error texts, as the unmodified tapo 0.12.0 raised them against the emulator

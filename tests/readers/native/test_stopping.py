@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 
-from otelpower.readers.native.links import _KeepCancel
+from otelpower.readers.native.opening import _KeepCancel
 from otelpower.readers.native.reader import NativeReader
 from tests.conftest import make_config
 
@@ -39,7 +39,7 @@ async def test_a_stop_the_link_swallows_still_ends_the_reader(monkeypatch, then:
     }
     # an hour between polls: a loop that missed the stop sleeps through the test's wait
     reader = NativeReader(make_config(data, poll={"interval": 3600, "timeout": 3600}))
-    reader._plugs[0].host = "127.0.0.1"
+    reader.devices[0].host = "127.0.0.1"
     entered = asyncio.Event()
 
     async def connected(_plug: object) -> object:
@@ -48,7 +48,7 @@ async def test_a_stop_the_link_swallows_still_ends_the_reader(monkeypatch, then:
             await asyncio.sleep(3600)
         raise OSError("the library's own error after the swallowed cancel")
 
-    monkeypatch.setattr(reader, "_connected", connected)
+    monkeypatch.setattr(reader, "open", connected)
     task = asyncio.create_task(reader.run())
     await asyncio.wait_for(entered.wait(), 30)
     task.cancel()
