@@ -21,12 +21,14 @@ MATTER_MODULES := $(MATTER_PLUG)/node_modules/.installed
 PAA_DIR := $(TOOLS)/paa
 PAA_CERT := $(PAA_DIR)/Chip-Test-PAA-NoVID-Cert.der
 
-.PHONY: help setup test lint format demo clean matter-deps matter-system-deps matter-requirements
+.PHONY: help setup test lint format docs docs-check demo clean matter-deps matter-system-deps \
+  matter-requirements
 
 help:
 	@echo "make demo   - emulated plugs + otelpower run, metrics on http://localhost:$(DEMO_PORT)/metrics"
 	@echo "make test   - lint and run the test suite"
 	@echo "make bench  - performance figures (bench/README.md)"
+	@echo "make docs   - regenerate README.md's metric tables (tools/metric_tables.py)"
 	@echo "make soak   - the long soak: 100 plugs, random faults, 12 h of operation compressed"
 	@echo "make setup  - create .venv from the lock file (uv.lock) and the Matter test bed"
 	@echo "make matter-deps - only the Matter test bed (server venv, node_modules, test PAA)"
@@ -83,6 +85,14 @@ format: setup
 test: lint collector victoria-metrics prometheus curl collector-validate k8s-check image-install-check images \
   deploy-check dashboards-check
 	$(BIN)/pytest -q
+
+# README.md's metric tables, from the reader registry and the quantity catalogue; the check
+# also runs in `make test` (tests/test_metric_tables.py).
+docs: $(BIN)/otelpower
+	$(BIN)/python tools/metric_tables.py --write
+
+docs-check: $(BIN)/otelpower
+	$(BIN)/python tools/metric_tables.py --check
 
 # Emulated plugs of every transport, a virtual Matter plug mirroring one of them (through a
 # local python-matter-server), and otelpower reading both paths; Ctrl-C stops everything.
