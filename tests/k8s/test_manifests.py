@@ -178,6 +178,19 @@ def test_every_reader_has_its_kustomization() -> None:
         assert d in {(owner / r).resolve() for r in owned}, f"{owner} does not deploy {reader}"
 
 
+def test_the_readme_shows_the_matter_reader_as_it_is() -> None:
+    """k8s/README.md's "A new reader" example: the files of k8s/readers/matter."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (K8S / "README.md").read_text(), flags=re.S)
+    docs = [d for d in map(yaml.safe_load, blocks) if isinstance(d, dict)]
+    matter = K8S / "readers" / "matter"
+    assert [d for d in docs if d.get("kind") == "Reader"] == [
+        yaml.safe_load((matter / "reader.yaml").read_text())
+    ]
+    assert [d for d in docs if "../../exporter" in d.get("components", [])] == [
+        yaml.safe_load((matter / "kustomization.yaml").read_text())
+    ]
+
+
 def test_each_reader_gets_its_own_objects(
     renders: dict[str, list[dict]], components_of: dict[str, tuple[str, ...]]
 ) -> None:
