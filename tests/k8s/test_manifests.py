@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from otelpower import cli
+from otelpower.readers import registry
 from otelpower.readers.matter.settings import server_url
 from otelpower.readers.native.settings import credentials
 from otelpower.readers.registry import load_config
@@ -20,7 +22,12 @@ from .conftest import K8S, ROOT, tool
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 SECRET_DIR = "/var/run/secrets/otelpower"
-EXPORTERS = {"otelpower-native", "otelpower-matter"}
+# Every reader of the registry has its exporter, otelpower-<name> (k8s/readers/<name>): the base
+# brings BASE_READER's, every other reader's comes with the component of its name.
+READERS = registry.names()
+EXPORTERS = {f"otelpower-{r}" for r in READERS}
+BASE_READER = "native"
+READER_OBJECTS = {"ServiceAccount", "Service", "NetworkPolicy"}  # + workload, scrape object
 MATTER_SERVER_NS = "otelpower-matter-server"
 MATTER_SERVER_RENDER = "matter-server"  # the rendering of k8s/matter-server
 
@@ -73,6 +80,11 @@ def _container(workload: dict) -> dict:
     return workload["spec"]["template"]["spec"]["containers"][0]
 
 
+def _readers_in(components: tuple[str, ...]) -> set[str]:
+    """The readers a rendering with these components deploys."""
+    return {r for r in READERS if r == BASE_READER or r in components}
+
+
 # --- what is offered -----------------------------------------------------------------------
 
 
@@ -101,7 +113,8 @@ def test_every_component_and_overlay_is_rendered(renders: dict[str, list[dict]])
 def test_the_minimal_default(renders: dict[str, list[dict]]) -> None:
     """The native exporter scraped by Prometheus, nothing else, in a restricted namespace."""
     objs = renders["prometheus"]
-    assert _names(objs) == {"otelpower-native"}
+    assert BASE_READER in READERS
+    assert _names(objs) == {f"otelpower-{BASE_READER}"} == {"otelpower-native"}
     assert {o["kind"] for o in objs} == {
         "Namespace",
         "ServiceAccount",
@@ -127,8 +140,7 @@ def test_components_add_only_their_workloads(
             assert _names(objs) == {"matter-server"}
             continue
         comps = components_of[name]
-        expected = {"otelpower-native"}
-        expected |= {"otelpower-matter"} if "matter" in comps else set()
+        expected = {f"otelpower-{r}" for r in _readers_in(comps)}
         expected |= {"otelcol"} if "otlp" in comps else set()
         assert _names(objs) == expected, name
         assert ("otlp" in comps) == bool(_of(objs, "PersistentVolumeClaim")), name
@@ -138,6 +150,78 @@ def test_components_add_only_their_workloads(
             if o["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
         ]
         assert bool(dashboards) == ("dashboards" in comps), name
+
+
+def test_every_reader_has_its_kustomization() -> None:
+    """k8s/readers/<name> for every reader of the registry and for no other: k8s/exporter with
+    a Reader object of that name, deployed by the base or by the component of its name."""
+    readers = K8S / "readers"
+    assert {d.name for d in readers.iterdir() if d.is_dir()} == set(READERS)
+    for reader in READERS:
+        # otelpower-<name> must be a DNS-1123 label (the registry allows "_", Kubernetes not)
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", f"otelpower-{reader}"), reader
+        d = readers / reader
+        kustomization = yaml.safe_load((d / "kustomization.yaml").read_text())
+        assert kustomization["components"] == ["../../exporter"], reader
+        docs = [
+            doc
+            for r in kustomization["resources"]
+            if (d / r).is_file()
+            for doc in yaml.safe_load_all((d / r).read_text())
+            if doc
+        ]
+        (source,) = [doc for doc in docs if doc["kind"] == "Reader"]
+        assert source["metadata"]["name"] == reader
+        assert source["metadata"]["annotations"]["config.kubernetes.io/local-config"] == "true"
+        owner = K8S / "base" if reader == BASE_READER else K8S / "components" / reader
+        owned = yaml.safe_load((owner / "kustomization.yaml").read_text())["resources"]
+        assert d in {(owner / r).resolve() for r in owned}, f"{owner} does not deploy {reader}"
+
+
+def test_the_readme_shows_the_matter_reader_as_it_is() -> None:
+    """k8s/README.md's "A new reader" example: the files of k8s/readers/matter."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (K8S / "README.md").read_text(), flags=re.S)
+    docs = [d for d in map(yaml.safe_load, blocks) if isinstance(d, dict)]
+    matter = K8S / "readers" / "matter"
+    assert [d for d in docs if d.get("kind") == "Reader"] == [
+        yaml.safe_load((matter / "reader.yaml").read_text())
+    ]
+    assert [d for d in docs if "../../exporter" in d.get("components", [])] == [
+        yaml.safe_load((matter / "kustomization.yaml").read_text())
+    ]
+
+
+def test_each_reader_gets_its_own_objects(
+    renders: dict[str, list[dict]], components_of: dict[str, tuple[str, ...]]
+) -> None:
+    """k8s/exporter filled in for each reader a rendering deploys: its objects named
+    otelpower-<name>, labelled with it, and every selector on that name, so that none selects
+    another reader's pods; no READER placeholder left anywhere."""
+    for name, objs in _exporter_renders(renders):
+        assert "READER" not in yaml.safe_dump_all(objs), name
+        pods = {w["metadata"]["name"]: w["spec"]["template"] for w in _workloads(objs)}
+        scrape = "VMServiceScrape" if "vmservicescrape" in components_of[name] else "ServiceMonitor"
+        for reader in _readers_in(components_of[name]):
+            exporter = f"otelpower-{reader}"
+            where = f"{name}: {exporter}"
+            own = {"app.kubernetes.io/name": exporter}
+            labels = {**own, "app.kubernetes.io/component": "exporter", "protocol": reader}
+            w = _workload(objs, exporter)
+            assert w["spec"]["selector"] == {"matchLabels": own}, where
+            assert _subset(labels, w["metadata"]["labels"]), where
+            assert _subset(labels, pods[exporter]["metadata"]["labels"]), where
+            assert pods[exporter]["spec"]["serviceAccountName"] == exporter, where
+            objects = {kind: _named(objs, kind, exporter) for kind in (*READER_OBJECTS, scrape)}
+            assert _subset(labels, objects["Service"]["metadata"]["labels"]), where
+            assert _subset(labels, objects[scrape]["metadata"]["labels"]), where
+            selectors = (
+                objects["Service"]["spec"]["selector"],
+                objects[scrape]["spec"]["selector"]["matchLabels"],
+                objects["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"],
+            )
+            assert all(s == own for s in selectors), where
+            others = [p for n, p in pods.items() if n != exporter]
+            assert not any(_subset(own, p["metadata"]["labels"]) for p in others), where
 
 
 # --- namespaces and Pod Security -----------------------------------------------------------
@@ -230,6 +314,7 @@ def test_every_workload_is_hardened(renders: dict[str, list[dict]]) -> None:
 
 def test_probes_hit_the_real_endpoints(renders: dict[str, list[dict]]) -> None:
     objs = renders["home"]
+    assert _names(objs) >= EXPORTERS, "the example house has every reader"
     for exporter in EXPORTERS:
         c = _container(_workload(objs, exporter))
         assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -302,9 +387,14 @@ def test_network_policies_allow_what_is_needed(renders: dict[str, list[dict]]) -
     for exporter in EXPORTERS:
         labels = _workload(objs, exporter)["spec"]["template"]["metadata"]["labels"]
         assert _subset(otlp_from, labels), exporter
-    for policy in (native, matter):
+    for exporter in EXPORTERS:
+        policy = _named(objs, "NetworkPolicy", exporter)["spec"]
+        assert _ports(policy["ingress"]) == {("TCP", 9464)}, exporter
         mon = policy["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
         assert mon == {"kubernetes.io/metadata.name": "monitoring"}
+        # k8s/exporter's rules (DNS, OTLP), then the reader's own at index 2 (k8s/readers/<name>)
+        assert _ports(policy["egress"][:2]) == {("UDP", 53), ("TCP", 53), ("TCP", 4318)}
+        assert len(policy["egress"]) == 3, exporter
 
 
 def test_host_network_component(renders: dict[str, list[dict]]) -> None:
@@ -424,7 +514,7 @@ def test_every_exporter_is_scraped_once(
             for w in _workloads(objs)
             if w["metadata"]["name"] in EXPORTERS
         }
-        assert set(scrapes) == exporters, name
+        assert set(scrapes) == exporters == _readers_in(components_of[name]), name
         for proto, sm in scrapes.items():
             assert sm["metadata"]["name"] == f"otelpower-{proto}"
             assert sm["apiVersion"] == (
@@ -544,10 +634,12 @@ def test_the_matter_reader_finds_the_bundled_server(
 
 def test_exporter_commands(renders: dict[str, list[dict]]) -> None:
     objs = renders["home"]
-    for exporter in EXPORTERS:
-        c = _container(_workload(objs, exporter))
-        protocol = exporter.removeprefix("otelpower-")
-        assert c["args"] == ["run", "/etc/otelpower/config.yaml", "--protocol", protocol]
+    parser, _ = cli._parser()
+    for reader in READERS:
+        c = _container(_workload(objs, f"otelpower-{reader}"))
+        assert c["args"] == ["run", "/etc/otelpower/config.yaml", "--protocol", reader]
+        args = parser.parse_args(c["args"])  # otelpower's own command line accepts it
+        assert (args.command, args.protocol) == ("run", reader)
         assert c["image"].startswith("ghcr.io/otelpower/otelpower:")
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
         assert "/etc/otelpower" in mounts and "/tmp" in mounts
