@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +24,7 @@ BUILTIN = (
 )
 
 ALL = "all"  # ``--protocol all``: every registered reader
+_WORD = re.compile(r"^[a-z][a-z0-9]{0,31}$")
 
 _specs: dict[str, ReaderSpec] = {}
 _builtin_loaded = False
@@ -142,8 +144,14 @@ def _check(spec: ReaderSpec) -> None:
     for q in spec.quantities:
         if QUANTITIES.get(q.key) is not q:
             raise ValueError(f"reader {spec.name}: {q.key} is not in otelpower.core.quantities")
-    if spec.name == ALL or not spec.name.isidentifier() or not spec.vendor.isidentifier():
-        raise ValueError(f"reader {spec.name!r}: name and vendor must be identifiers, not 'all'")
+    for what in ("name", "vendor", "protocol"):
+        if not _WORD.match(getattr(spec, what)):
+            raise ValueError(
+                f"reader {spec.name!r}: its {what} must be lowercase letters and digits (it"
+                " is part of metric and Kubernetes names)"
+            )
+    if spec.name == ALL:
+        raise ValueError(f"reader {spec.name!r}: the name {ALL!r} is --protocol's for every reader")
     if spec.vendor == OTHER_VENDOR:
         raise ValueError(f"reader {spec.name}: vendor {OTHER_VENDOR!r} is reserved")
     for other in _specs.values():

@@ -362,3 +362,13 @@ def test_the_builtin_readers_are_registered() -> None:
     assert registry.names()[:2] == ("native", "matter")
     assert registry.protocol_regex() == "native|matter"
     assert registry.prefixes() == ("tplink_native_", "tplink_matter_", "other_matter_")
+
+
+def test_a_name_must_fit_metric_and_kubernetes_names() -> None:
+    from dataclasses import replace
+
+    for bad in (replace(SPEC, name="Acme"), replace(SPEC, name="a_b"), replace(SPEC, name="all")):
+        with pytest.raises(ValueError):
+            registry.register(bad)
+    with pytest.raises(ValueError, match="reserved"):
+        registry.register(replace(SPEC, name="z", vendor="other"))
