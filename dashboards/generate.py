@@ -4,9 +4,19 @@
 
 writes ``otelpower-power.json`` (the unified view: one series per plug, the preferred
 protocol first and the other as fallback) and ``otelpower-compare.json`` (native vs Matter,
-poll latency, availability), plus ``alerts/vmalert-rules.yaml`` (the rule groups of
-``alerts/otelpower-rules.yaml`` for vmalert) when OUT_DIR is not given. ``make dashboards``
-runs it; ``make dashboards-check`` fails when the committed files differ from its output.
+poll latency, availability), plus the alert rules: ``alerts/otelpower-rules.yaml`` (from the
+template ``otelpower-rules.yaml.in`` next to this file), ``alerts/vmalert-rules.yaml`` (its
+rule groups for vmalert) and the VMRule of k8s/components/vmrule; into OUT_DIR when given.
+``make dashboards`` runs it; ``make dashboards-check`` fails when the committed files differ
+from its output.
+
+Every metric name comes from the reader registry (otelpower.readers.registry) at call time:
+every panel and rule covers every registered maker and protocol, also a reader a test or
+plug-in registered after this module was imported. In-process (tests):
+
+- ``dashboards()``: file name -> dashboard model (JSON-able dict); fills ``LABELS``
+- ``query_labels()``: query expression -> the label names of its result series
+- ``rules()``: the PrometheusRule YAML text (``vmalert_rules()``, ``vmrule()``: derived)
 
 Every query is PromQL that VictoriaMetrics (MetricsQL) runs as well. ``LABELS`` maps each
 query expression to the label set its result series carry; tests/dashboards checks every
@@ -31,18 +41,17 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
+from otelpower.core.quantities import metric_prefix
 from otelpower.readers import registry
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RULES = ROOT / "alerts" / "otelpower-rules.yaml"
+RULES_TEMPLATE = HERE / "otelpower-rules.yaml.in"
 VMALERT_RULES = ROOT / "alerts" / "vmalert-rules.yaml"
 VMRULE = ROOT / "k8s" / "components" / "vmrule" / "otelpower-vmrule.yaml"
 
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
-# every reader's protocol label, from the registry (also put into the alert rules' matchers)
-PROTOCOLS = f"({registry.protocol_regex()})"
-_RULE_PROTOCOLS = re.compile(r'__name__=~"tplink_\([a-z_|]+\)_')
 # The plug's identity labels (every per-device series; strips add ``outlet``).
 DEVICE = ("house", "room", "shelf", "device", "device_id")
 IDENTITY = ("job", "instance")
@@ -71,6 +80,43 @@ def q(
     return d
 
 
+# --- metric names, from the registry (read at call time) ----------------------------------------
+
+
+def _group(prefixes: tuple[str, ...] | list[str]) -> str:
+    return f"({'|'.join(p.removesuffix('_') for p in prefixes)})"
+
+
+def any_path() -> str:
+    """Every ``<vendor>_<protocol>`` a device series may have, as a regex group:
+    ``(tplink_native|tplink_matter|other_matter)``."""
+    return _group(registry.prefixes())
+
+
+def direct() -> str:
+    """The readers of their own maker's plugs (``tplink_native``): the "native" side of
+    native vs Matter."""
+    return _group([s.prefix for s in registry.specs() if not s.any_vendor])
+
+
+def standard() -> str:
+    """Every maker's prefix under a reader of any maker's plugs (``tplink_matter|other_matter``):
+    the "Matter" side of native vs Matter."""
+    protocols = {s.protocol for s in registry.specs() if s.any_vendor}
+    mine = {metric_prefix(v, p) for v in registry.vendors() for p in protocols}
+    return _group([p for p in registry.prefixes() if p in mine])
+
+
+def vendors() -> str:
+    """Every maker a device series can be named for: ``(tplink|other)``."""
+    return f"({'|'.join(registry.vendors())})"
+
+
+def named(group: str, quantity: str, sel: str = "") -> str:
+    """A selector of ``<group>_<quantity>`` (``group`` a regex group), with matchers ``sel``."""
+    return f'{{__name__=~"{group}_{quantity}"{", " + sel if sel else ""}}}'
+
+
 # --- the protocol preference ---------------------------------------------------------------
 
 
@@ -84,16 +130,17 @@ def merged(selector: str) -> str:
 
 
 def preferred(quantity: str, *, up: bool = True) -> str:
-    """One series per plug (and outlet) for ``tplink_<protocol>_<quantity>``.
+    """One series per plug (and outlet) for ``<vendor>_<protocol>_<quantity>``, any vendor.
 
     The preferred protocol's series while its ``up`` is 1, else the other protocol's series
     for the same ``device_id``. ``max by`` drops ``protocol`` and ``instance``, so the series
-    identity stays the same when the source switches (no second line in a graph).
+    identity stays the same when the source switches (no second line in a graph). A device
+    has one vendor, so ``(tplink|other)_<preferred>_<quantity>`` is its preferred path.
     """
-    mine = f"tplink_{PREF}_{quantity}{{{SEL}}}"
+    mine = named(f"{vendors()}_{PREF}", quantity, SEL)
     if up:
-        mine = f"({mine} and on(device_id) tplink_{PREF}_up{{{SEL}}} == 1)"
-    other = f'{{__name__=~"tplink_{PROTOCOLS}_{quantity}", protocol!="{PREF}", {SEL}}}'
+        mine = f"({mine} and on(device_id) {named(f'{vendors()}_{PREF}', 'up', SEL)} == 1)"
+    other = named(any_path(), quantity, f'protocol!="{PREF}", {SEL}')
     return merged(f"\n  {mine}\n  or on(device_id)\n  {other}\n")
 
 
@@ -104,13 +151,14 @@ def preferred_increase(quantity: str, window: str, step: str) -> str:
     move would split the plug's energy over two series, and VictoriaMetrics counts a new
     series' first value as an increase (the counter's whole value again).
     """
-    mine = f"increase({merged(f'tplink_{PREF}_{quantity}{{{SEL}}}')}[{window}:{step}])"
-    other = merged(f'{{__name__=~"tplink_{PROTOCOLS}_{quantity}", protocol!="{PREF}", {SEL}}}')
+    mine = f"increase({merged(named(f'{vendors()}_{PREF}', quantity, SEL))}[{window}:{step}])"
+    other = merged(named(any_path(), quantity, f'protocol!="{PREF}", {SEL}'))
     return f"(\n  {mine}\n  or on(device_id)\n  increase({other}[{window}:{step}])\n)"
 
 
 def both(metric: str, sel: str = SEL) -> str:
-    return f'{{__name__=~"tplink_{PROTOCOLS}_{metric}", {sel}}}'
+    """``metric`` of every vendor and protocol (its series keep ``__name__`` and ``protocol``)."""
+    return named(any_path(), metric, sel)
 
 
 # --- layout ----------------------------------------------------------------------------------
@@ -222,7 +270,7 @@ def variables(with_preference: bool) -> list:
             db.QueryVariable(name)
             .label(name.capitalize())
             .datasource(DS)
-            .query(f'label_values({{__name__=~"tplink_{PROTOCOLS}_up"{chain}}}, {name})')
+            .query(f'label_values({{__name__=~"{any_path()}_up"{chain}}}, {name})')
             .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
             .sort(dm.VariableSort.ALPHABETICAL_ASC)
             .multi(True)
@@ -276,7 +324,7 @@ def base(uid: str, title: str, desc: str, with_preference: bool) -> db.Dashboard
         db.Dashboard(title)
         .uid(uid)
         .description(desc)
-        .tags(["otelpower", "power", "tplink"])
+        .tags(["otelpower", "power", *dict.fromkeys(s.vendor for s in registry.specs())])
         .editable()
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
         .time("now-24h", "now")
@@ -292,10 +340,6 @@ def base(uid: str, title: str, desc: str, with_preference: bool) -> db.Dashboard
 
 PLUG = (*DEVICE,)  # labels of a preferred per-plug series (outlet on strips)
 DEFAULT_PRICE, DEFAULT_CURRENCY = "0.30", "EUR"
-# energy per plug (and outlet) over the dashboard's range, each plug once
-# (the subquery step follows the range: Grafana's $__interval, ~1,000 points whatever the range)
-ENERGY_IN_RANGE = preferred_increase("energy_kilowatt_hours_total", "$__range", "$__interval")
-ENERGY_PER_DEVICE = f"sum by (house, room, shelf, device) ({ENERGY_IN_RANGE})"
 
 
 def power_dashboard() -> db.Dashboard:
@@ -303,10 +347,14 @@ def power_dashboard() -> db.Dashboard:
     d = base(
         "otelpower-power",
         "otelpower: power",
-        "TP-Link plugs read by otelpower, each plug once: the preferred protocol, falling back "
-        "to the other one while the preferred one is down.",
+        "Plugs read by otelpower (every maker), each plug once: the preferred protocol, falling"
+        " back to the other one while the preferred one is down.",
         with_preference=True,
     )
+    # energy per plug (and outlet) over the dashboard's range, each plug once (the subquery
+    # step follows the range: Grafana's $__interval, ~1,000 points whatever the range)
+    energy_in_range = preferred_increase("energy_kilowatt_hours_total", "$__range", "$__interval")
+    energy_per_device = f"sum by (house, room, shelf, device) ({energy_in_range})"
     power = preferred("power_watts")
     panels = [
         (
@@ -356,7 +404,7 @@ def power_dashboard() -> db.Dashboard:
                 "kwatth",
                 "Energy since midnight in the dashboard's time zone (the panel's time range is"
                 " 'today so far'), selected plugs, each once.",
-                q(f"sum({ENERGY_IN_RANGE})", "kWh", ()),
+                q(f"sum({energy_in_range})", "kWh", ()),
             ).time_from("now/d"),
         ),
         (
@@ -419,7 +467,7 @@ def power_dashboard() -> db.Dashboard:
                 "kwatth",
                 "Energy per plug over the dashboard's time range.",
                 q(
-                    f"topk(10, {ENERGY_PER_DEVICE})",
+                    f"topk(10, {energy_per_device})",
                     "{{device}}",
                     ("house", "room", "shelf", "device"),
                     instant=True,
@@ -435,7 +483,7 @@ def power_dashboard() -> db.Dashboard:
                 "Energy over the dashboard's time range times the price variable"
                 " (${currency} per kWh).",
                 q(
-                    f"sum by (house, room) ({ENERGY_IN_RANGE}) * $price",
+                    f"sum by (house, room) ({energy_in_range}) * $price",
                     "{{house}}/{{room}}",
                     ("house", "room"),
                     instant=True,
@@ -451,7 +499,7 @@ def power_dashboard() -> db.Dashboard:
                 "The 10 plugs that cost most over the dashboard's time range"
                 " (${currency}, at the price variable).",
                 q(
-                    f"topk(10, {ENERGY_PER_DEVICE}) * $price",
+                    f"topk(10, {energy_per_device}) * $price",
                     "{{device}}",
                     ("house", "room", "shelf", "device"),
                     instant=True,
@@ -514,11 +562,11 @@ def compare_dashboard() -> db.Dashboard:
     d = base(
         "otelpower-compare",
         "otelpower: native vs Matter",
-        "The same plugs read natively (python-kasa) and over Matter: readings side by side, "
-        "their difference, poll latency, freshness and availability per protocol.",
+        "The same plugs read natively (their maker's own protocol) and over Matter: readings"
+        " side by side, their difference, poll latency, freshness and availability per protocol.",
         with_preference=False,
     )
-    native, matter = f"tplink_native_power_watts{{{SEL}}}", f"tplink_matter_power_watts{{{SEL}}}"
+    native, matter = named(direct(), "power_watts", SEL), named(standard(), "power_watts", SEL)
     # Both sides carry the same identity labels (house/room/shelf/device/device_id, outlet on
     # strips that Matter reports per outlet too); only protocol and instance differ. on(device_id)
     # would keep nothing but device_id in the result and fail on strips (one device_id per
@@ -543,12 +591,12 @@ def compare_dashboard() -> db.Dashboard:
                 "Plugs read both ways.",
                 q(
                     f"{native} and on(device_id) {matter}",
-                    "{{device}} {{outlet}} native",
+                    "{{device}} {{outlet}} {{protocol}}",
                     (*DEVICE, *IDENTITY, "protocol"),
                 ),
                 q(
                     f"{matter} and on(device_id) {native}",
-                    "{{device}} {{outlet}} matter",
+                    "{{device}} {{outlet}} {{protocol}}",
                     (*DEVICE, *IDENTITY, "protocol"),
                     ref="B",
                 ),
@@ -745,19 +793,53 @@ DASHBOARDS = {
 }
 
 
-def render() -> dict[str, str]:
-    """File name -> JSON text of every dashboard."""
+def dashboards() -> dict[str, dict[str, Any]]:
+    """File name -> dashboard model (a JSON-able dict, what Grafana imports) of every dashboard,
+    built from the registry as it is now (a reader registered before the call is in every
+    panel's queries). Refills ``LABELS``: each query expression -> the label names of its
+    result series (``outlet`` may come on top: strips)."""
     LABELS.clear()
-    out = {}
-    for name, build in DASHBOARDS.items():
-        model = build().build()
-        out[name] = json.dumps(model, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
-    return out
+    return {
+        name: json.loads(json.dumps(build().build(), cls=JSONEncoder))
+        for name, build in DASHBOARDS.items()
+    }
 
 
-def rules_source() -> str:
-    """alerts/otelpower-rules.yaml with the registry's protocols in its metric-name matchers."""
-    return _RULE_PROTOCOLS.sub(f'__name__=~"tplink_{PROTOCOLS}_', RULES.read_text())
+def query_labels() -> dict[str, frozenset[str]]:
+    """Each query expression of ``dashboards()`` -> the label names its result series carry
+    (a copy, from the registry as it is now)."""
+    dashboards()
+    return dict(LABELS)
+
+
+def render() -> dict[str, str]:
+    """File name -> JSON text of every dashboard (as committed; see ``dashboards()``)."""
+    return {
+        name: json.dumps(model, indent=2, sort_keys=True) + "\n"
+        for name, model in dashboards().items()
+    }
+
+
+# the template's placeholders -> a regex group of metric-name prefixes, from the registry
+PLACEHOLDERS = {"@ANY@": any_path, "@DIRECT@": direct, "@STANDARD@": standard}
+
+
+def rules() -> str:
+    """alerts/otelpower-rules.yaml: the PrometheusRule (YAML text) from the template
+    ``otelpower-rules.yaml.in``, its metric names for every prefix in the registry as it is
+    now. ``yaml.safe_load(rules())["spec"]["groups"]`` are the rule groups; PlugDown,
+    PlugAuthFailure and ReaderDown cover every registered vendor and protocol,
+    NativeMatterDisagreement every maker's own reader against Matter."""
+    text = "".join(
+        line
+        for line in RULES_TEMPLATE.read_text().splitlines(keepends=True)
+        if not line.startswith("#%")
+    ).lstrip("\n")
+    for placeholder, group in PLACEHOLDERS.items():
+        text = text.replace(placeholder, group())
+    left = re.findall(r"@[A-Z_]+@", text)
+    assert not left, f"{RULES_TEMPLATE.name}: unknown placeholders {left}"
+    return text
 
 
 def _yaml(obj: Any) -> str:
@@ -776,7 +858,7 @@ def _yaml(obj: Any) -> str:
 
 def vmalert_rules() -> str:
     """The rule groups of the PrometheusRule, as a vmalert / Prometheus rule file."""
-    rule = yaml.safe_load(rules_source())
+    rule = yaml.safe_load(rules())
     header = (
         "# Generated by dashboards/generate.py from alerts/otelpower-rules.yaml (spec.groups);\n"
         "# do not edit. For vmalert -rule=... or Prometheus rule_files.\n"
@@ -787,7 +869,7 @@ def vmalert_rules() -> str:
 def vmrule() -> str:
     """The PrometheusRule as a VMRule (the VictoriaMetrics operator's kind): same metadata and
     groups, for k8s/components/vmrule."""
-    rule = yaml.safe_load(rules_source())
+    rule = yaml.safe_load(rules())
     rule["apiVersion"], rule["kind"] = "operator.victoriametrics.com/v1beta1", "VMRule"
     header = (
         "# Generated by dashboards/generate.py from alerts/otelpower-rules.yaml; do not edit.\n"
@@ -802,7 +884,7 @@ def main(argv: list[str]) -> int:
     for name, text in render().items():
         (out_dir / name).write_text(text)
     rules_out = out_dir / "vmalert-rules.yaml" if len(argv) > 1 else VMALERT_RULES
-    (out_dir / RULES.name if len(argv) > 1 else RULES).write_text(rules_source())
+    (out_dir / RULES.name if len(argv) > 1 else RULES).write_text(rules())
     rules_out.write_text(vmalert_rules())
     (out_dir / VMRULE.name if len(argv) > 1 else VMRULE).write_text(vmrule())
     return 0

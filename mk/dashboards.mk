@@ -1,9 +1,9 @@
 # Grafana dashboards (dashboards/) and alert rules (alerts/).
 # Included by the main Makefile (`include mk/dashboards.mk`); uses BIN from there.
 #
-#   make dashboards         regenerate dashboards/*.json, alerts/vmalert-rules.yaml, the VMRule
-#                           (k8s/components/vmrule) and the protocol matchers in
-#                           alerts/otelpower-rules.yaml (from the registry)
+#   make dashboards         regenerate dashboards/*.json, alerts/otelpower-rules.yaml (from
+#                           dashboards/otelpower-rules.yaml.in), alerts/vmalert-rules.yaml and
+#                           the VMRule (k8s/components/vmrule), metric names from the registry
 #                           (dashboards/generate.py, grafana-foundation-sdk)
 #   make dashboards-check   fails when the committed files differ from what generate.py writes
 #                           and, where vmalert is installed, `vmalert -dryRun` on the rules

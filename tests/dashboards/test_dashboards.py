@@ -11,6 +11,10 @@ import subprocess
 import pytest
 import yaml
 
+from otelpower.core import quantities
+from otelpower.readers import registry
+from otelpower.readers.base import ReaderSpec
+
 from .helpers import (
     DASHBOARD_DIR,
     DASHBOARD_FILES,
@@ -100,6 +104,71 @@ def test_preference_queries_fall_back_to_the_other_protocol() -> None:
         assert 'protocol!="${protocol_preference}"' in t.expr, t
         # max by (...) drops protocol and instance: one series per plug, whichever source.
         assert re.search(r"max by \(house, room, shelf, device, device_id, outlet\)", t.expr), t
+
+
+# A reader of a maker no built-in reader knows, registered at run time (as a plug-in would).
+ACME = ReaderSpec(
+    name="acme_dashboards",
+    vendor="acme",
+    protocol="native",
+    description="a dummy of another maker, for the dashboard tests",
+    quantities=(quantities.POWER,),
+    create=lambda *_: pytest.fail("the dashboards never start a reader"),
+)
+NAME_MATCHER = re.compile(r'__name__=~"([^"]+)"')
+
+
+def device_selectors(expr: str) -> list[str]:
+    """The ``__name__=~`` regexes of an expression that reads device series; asserts it
+    names no device metric outside them (a literal ``tplink_...`` name is TP-Link-only)."""
+    assert "tplink" not in NAME_MATCHER.sub("", expr), f"a vendor's literal name in {expr}"
+    return NAME_MATCHER.findall(expr)
+
+
+def test_every_query_and_rule_covers_a_registered_vendor() -> None:
+    """A reader of vendor ``acme`` registered before the generator runs is in every panel
+    query, variable query and alert expression that reads device series (``acme_native_*``
+    matches one of its name regexes, whichever protocol is preferred); nothing is
+    TP-Link-only. Unregistered, the output is the committed one again (no import-time copy
+    of the registry)."""
+    registry.register(ACME)
+    try:
+        assert "acme_native_" in registry.prefixes()
+        gen = generator()
+        models = gen.dashboards()
+        labels = gen.query_labels()
+        rule = yaml.safe_load(gen.rules())
+    finally:
+        registry.unregister(ACME.name)
+    exprs = [t["expr"] for m in models.values() for p in panels(m) for t in p.get("targets", [])]
+    assert set(exprs) == set(labels)
+    exprs += [
+        v["query"] for m in models.values() for v in m["templating"]["list"] if v["type"] == "query"
+    ]
+    rule_exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    covered = 0
+    for expr in exprs + rule_exprs:
+        for pref in ("native", "matter"):
+            selectors = device_selectors(expr.replace("${protocol_preference}", pref))
+            if not selectors:
+                assert re.search(r"\b(otelpower|otelcol)_", expr), f"no device series? {expr}"
+                continue
+            covered += 1
+            suffixes = {s.rsplit(")_", 1)[1] for s in selectors}  # (group)_<suffix>
+            assert any(
+                re.fullmatch(s, f"acme_native_{suffix}") for s in selectors for suffix in suffixes
+            ), f"acme_native_* not in {expr} [{pref}]"
+            for s in selectors:  # vendor-generic: acme wherever tplink
+                for suffix in suffixes:
+                    for proto in ("native", "matter"):
+                        if re.fullmatch(s, f"tplink_{proto}_{suffix}"):
+                            assert re.fullmatch(s, f"acme_{proto}_{suffix}"), (s, expr)
+    assert covered >= 2 * (20 + 5), covered  # every device panel, variable and rule
+    for r in (r for g in rule["spec"]["groups"] for r in g["rules"]):
+        assert "tplink_" not in json.dumps(r["annotations"]), r["alert"]
+    # the registry is back to the built-ins: so is the output
+    assert generator().render() == {n: (DASHBOARD_DIR / n).read_text() for n in DASHBOARD_FILES}
+    assert generator().rules() == RULES_FILE.read_text()
 
 
 def rules() -> dict:
