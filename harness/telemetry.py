@@ -5,6 +5,7 @@ from __future__ import annotations
 from otelpower.core.model import SnapshotStore
 from otelpower.export.instruments import register_device_metrics
 from otelpower.export.pipeline import Telemetry, make_resource, start_telemetry
+from otelpower.readers import registry
 from otelpower.readers.base import ReaderSpec
 
 
@@ -30,5 +31,6 @@ def telemetry_over(
         vendor=spec.vendor,
         protocol=spec.protocol,
         quantities=spec.quantities,
+        vendors=registry.metric_vendors(spec),
     )
     return telemetry

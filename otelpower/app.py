@@ -91,7 +91,7 @@ class Runtime:
                     vendor=spec.vendor,
                     protocol=spec.protocol,
                     quantities=spec.quantities,
-                    vendors=registry.vendors() if spec.any_vendor else (),
+                    vendors=registry.metric_vendors(spec),
                 )
                 reader.register_metrics(meter)
         except BaseException:

@@ -104,9 +104,9 @@ class DeviceConfig:
         }
 
     @classmethod
-    def unlisted(cls, device_id: str) -> DeviceConfig:
+    def unlisted(cls, device_id: str, vendor: str = DEFAULT_VENDOR) -> DeviceConfig:
         """A plug found on the network that the file does not list (adopted)."""
-        return cls(device_id, UNASSIGNED, UNASSIGNED, "")
+        return cls(device_id, UNASSIGNED, UNASSIGNED, "", vendor=vendor)
 
 
 @dataclass(frozen=True)
@@ -263,6 +263,13 @@ def _parse_device(
     sections = {key: parse(r, m[key], (*path, key)) for key, parse in parsers.items() if key in m}
     reads = _parse_protocols(r, m, path, specs)
     vendor = _parse_vendor(r, m, path, specs)
+    if reads and not any(
+        (s.any_vendor or s.vendor == vendor) and {s.name, s.protocol} & reads for s in specs
+    ):
+        r.doc.problem(
+            (*path, "protocols"),
+            f"no reader it names reads a {vendor!r} plug (vendor: {vendor}); nothing would read it",
+        )
     if device_id is None or room is None or shelf is None:
         return None
     return DeviceConfig(device_id, room, shelf, name, sections, reads, vendor)

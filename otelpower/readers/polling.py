@@ -97,6 +97,7 @@ class Polled:
     took_s: float = 0.0  # how long its last good poll took
     info: Mapping[str, str] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    removed: bool = False  # the reader removed it: no more polls, nothing published
 
     @property
     def device_id(self) -> str:
@@ -235,8 +236,11 @@ class PollingReader[D: Polled](Reader):
         the framework applies them (e.g. a device that moved goes back where it answered)."""
         return status, detail
 
-    async def after_failure(self, device: D, exc: BaseException, status: DeviceStatus) -> None:
-        """After the framework took a failure in, before it is published."""
+    async def after_failure(
+        self, device: D, exc: BaseException, status: DeviceStatus, left: float
+    ) -> None:
+        """After the framework took a failure in, before it is published; ``left``: seconds
+        of the poll's deadline left (nothing may be published after it)."""
 
     def silent(self, device: D) -> bool:
         """A device that gets no series and no log line (e.g. one a spoofed reply made up)."""
@@ -273,10 +277,14 @@ class PollingReader[D: Polled](Reader):
             self._start(self._loop(device), f"poll {device.device_id}")
 
     def remove(self, device: D) -> None:
-        """Stop exporting ``device`` (its loop ends after the poll it is in)."""
-        if device in self._devices:
-            self._devices.remove(device)
+        """Stop exporting ``device``: its series go at once, its loop ends after the poll it
+        is in (which publishes nothing more) and closes its link."""
+        if device.removed:
+            return
+        device.removed = True
+        self._devices.remove(device)
         self.publisher.remove(device.device_id)
+        device.wake.set()
 
     # -- running ----------------------------------------------------------------------------
 
@@ -360,13 +368,15 @@ class PollingReader[D: Polled](Reader):
         while True:
             await self._poll(device, due)
             device.wake.clear()
-            if not self.keep(device) or self._stopping:
+            if not self.keep(device) or device.removed or self._stopping:
+                await self.drop(device)
                 return
             # the tick the delay reaches (never one already past: a poll may overrun it)
             tick = max(tick + math.ceil(self.delay(device) / interval - 1e-9), self._tick() + 1)
             due = self._epoch + tick * interval
             woken = await self._sleep(device, due)
-            if self._stopping:
+            if device.removed or self._stopping:
+                await self.drop(device)
                 return
             if woken:
                 tick, due = self._tick(), loop.time()  # woken: polled now, then on the grid
@@ -447,8 +457,9 @@ class PollingReader[D: Polled](Reader):
                 device.failures, device.phase = 0, Phase.UP
                 device.took_s = loop.time() - started
                 device.info = fetched.info
-                device.endpoint = link.endpoint()
-                self.succeeded(device, link)
+                if device.link is link:  # not dropped meanwhile (e.g. the reader moved it)
+                    device.endpoint = link.endpoint()
+                    self.succeeded(device, link)
                 self._publish(device, DeviceStatus.OK, readings=fetched.readings)
             if self.silent(device):
                 return  # no series, no line
@@ -480,7 +491,8 @@ class PollingReader[D: Polled](Reader):
             else Phase.FAILING
         )
         await self.drop(device)
-        await self.after_failure(device, exc, status)
+        left = deadline - asyncio.get_running_loop().time()
+        await self.after_failure(device, exc, status, min(CONNECT_TIMEOUT_S, left))
         if not self.silent(device):
             self._publish(device, status, detail=detail)
 
@@ -492,6 +504,8 @@ class PollingReader[D: Polled](Reader):
         readings: tuple[Reading, ...] = (),
         detail: str = "",
     ) -> None:
+        if device.removed:
+            return  # a poll that was in flight when the reader removed it
         self.publisher.publish(
             device.device_id,
             device.cfg.labels(self.config.house, device.info.get("alias", "")),

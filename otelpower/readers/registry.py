@@ -93,6 +93,12 @@ def name_regex(suffix: str) -> str:
     return f"({'|'.join(p.removesuffix('_') for p in prefixes())})_{suffix}"
 
 
+def metric_vendors(spec: ReaderSpec) -> tuple[str, ...]:
+    """The makers ``spec``'s device series may be named for: every one for a reader of any
+    maker's devices (Matter), else its own."""
+    return vendors() if spec.any_vendor else (spec.vendor,)
+
+
 def matter_vendors() -> Mapping[int, str]:
     """Matter VendorID -> vendor, from each reader's ``matter_vendor_ids``."""
     return {vid: s.vendor for s in specs() for vid in s.matter_vendor_ids}

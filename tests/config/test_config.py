@@ -363,3 +363,14 @@ def test_endpoint_process_follows_the_fleet_size(tmp_path: Path) -> None:
         assert load_config(write(tmp_path, text), {}).endpoint_process() is separate
     message = errors(tmp_path, devices(1) + "prometheus: {process: sometimes}\n")
     assert "prometheus.process (line 3): must be one of auto, separate, inline" in message
+
+
+def test_protocols_that_read_nothing_of_its_maker_are_refused(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "    native: {host: 192.168.1.20}\n", "    vendor: other\n    protocols: [native]\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text), {})
+    assert "devices[0].protocols (line" in str(err.value) and "nothing would read it" in str(
+        err.value
+    )

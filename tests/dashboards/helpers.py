@@ -61,21 +61,22 @@ def panels(dash: dict) -> Iterator[dict]:
         yield from p.get("panels", [])
 
 
-def targets() -> list[Target]:
+def targets(dashboards: dict[str, dict] | None = None) -> list[Target]:
+    """Every panel query of the committed dashboards (or of ``dashboards``, generated)."""
     out = []
     for name in DASHBOARD_FILES:
-        for p in panels(load(name)):
+        for p in panels(dashboards[name] if dashboards else load(name)):
             for t in p.get("targets", []):
                 out.append(Target(name, p["title"], t["refId"], t["expr"]))
     return out
 
 
-def variable_queries() -> list[tuple[str, str, str]]:
+def variable_queries(dashboards: dict[str, dict] | None = None) -> list[tuple[str, str, str]]:
     """(dashboard, variable, label_values(...) query) of every query variable."""
     return [
         (name, v["name"], v["query"])
         for name in DASHBOARD_FILES
-        for v in load(name)["templating"]["list"]
+        for v in (dashboards[name] if dashboards else load(name))["templating"]["list"]
         if v["type"] == "query"
     ]
 

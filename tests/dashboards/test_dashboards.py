@@ -108,7 +108,7 @@ def test_preference_queries_fall_back_to_the_other_protocol() -> None:
 
 # A reader of a maker no built-in reader knows, registered at run time (as a plug-in would).
 ACME = ReaderSpec(
-    name="acme_dashboards",
+    name="acmedash",
     vendor="acme",
     protocol="native",
     description="a dummy of another maker, for the dashboard tests",

@@ -26,6 +26,7 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,14 @@ from harness.backends import Prometheus, QueryApi, VictoriaMetrics
 from harness.ports import free_port
 from harness.wait import wait_for
 from otelpower import app
+from otelpower.core.quantities import QUANTITIES
+from otelpower.readers import registry
 from otelpower.readers.matter.reader import redact_url
 from otelpower.sim import PlugOptions, builtin_profiles
 from otelpower.sim.faults import Fault
 from tests.conftest import make_config
+from tests.readers.test_plugin import SPEC as ACME
+from tests.readers.test_plugin import AcmePlug
 
 from .helpers import RULES_FILE, expand, generator, targets, variable_queries
 
@@ -47,6 +52,7 @@ pytestmark = [pytest.mark.live, pytest.mark.timeout(240)]
 PROFILES = {p.stem: p for p in builtin_profiles()}
 DATA_SECONDS = 25.0
 DEAD_MAC = "48:22:54:ee:ee:01"
+ACME_LIVE, ACME_DEAD = "48:22:54:ee:ee:a1", "48:22:54:ee:ee:a2"
 # what prometheus-operator adds to a ServiceMonitor target's series besides job and instance
 TARGET_LABELS = {"namespace", "service", "pod", "container", "endpoint"}
 
@@ -57,10 +63,27 @@ def matter_bed_missing() -> list[str]:
     return _missing()
 
 
+@dataclass
+class Generated:
+    """The dashboards, their queries' label sets and the rules, generated in-process from
+    the registry as the test has it (with the Acme reader of tests/readers/test_plugin)."""
+
+    dashboards: dict[str, dict] = field(default_factory=dict)
+    labels: dict[str, frozenset[str]] = field(default_factory=dict)
+    rules: str = ""
+
+    def fill(self) -> None:
+        module = generator()
+        self.dashboards = module.dashboards()
+        self.labels = dict(module.query_labels())
+        self.rules = module.rules()
+
+
+GENERATED = Generated()
+
+
 def declared_labels() -> dict[str, frozenset[str]]:
-    module = generator()
-    module.render()
-    return module.LABELS
+    return GENERATED.labels
 
 
 async def test_every_query_returns_data(
@@ -73,6 +96,21 @@ async def test_every_query_returns_data(
     missing = matter_bed_missing()
     if missing and not os.environ.get("CI"):
         pytest.skip(f"Matter test bed not installed ({', '.join(missing)}): make setup")
+    # another maker's polling reader (the plug-in test's), registered for this test only:
+    # every panel and rule must cover its plugs with no edit to the generator
+    acme = AcmePlug(ACME_LIVE, 30.0)
+    await acme.start()
+    registry.register(ACME)
+    try:
+        GENERATED.fill()
+        await run_the_bed(simulator, victoria_metrics, prometheus_binary, tmp_path, acme)
+    finally:
+        registry.unregister(ACME.name)
+        GENERATED.__init__()  # the committed files again
+        await acme.stop()
+
+
+async def run_the_bed(simulator, vm, prometheus_binary: Path, tmp_path: Path, acme) -> None:
     from otelpower.sim.matter_mirror import matter_mirror
 
     plugs = await simulator.start(
@@ -90,6 +128,10 @@ async def test_every_query_returns_data(
     )
     mirrored = plugs[0].mac
     data = simulator.config_dict()
+    for mac, host, name in ((ACME_LIVE, acme.host, "acme-lamp"), (ACME_DEAD, None, "acme-dead")):
+        host = host or f"127.0.0.1:{free_port()}"  # nothing listens: up 0, PlugDown
+        where = {"room": "garage", "shelf": "bench", "device": name}
+        data["devices"].append({"device_id": mac, **where, "acme": {"host": host}})
     # A configured plug nobody answers for: up = 0, status offline, poll errors.
     data["devices"].append(
         {
@@ -101,7 +143,6 @@ async def test_every_query_returns_data(
         }
     )
     port = free_port()
-    vm = victoria_metrics
     async with matter_mirror(plugs[0], tmp_path) as mirror:
         for device in data["devices"]:
             if device["device_id"] == mirrored:
@@ -116,7 +157,10 @@ async def test_every_query_returns_data(
             async with app.Runtime(config, "all"):
                 await wait_for(
                     lambda: all(
-                        b.query("tplink_matter_power_watts") and b.query("tplink_native_up == 0")
+                        b.query("tplink_matter_power_watts")
+                        and b.query("tplink_native_up == 0")
+                        and b.query("acme_native_power_watts")
+                        and b.query("acme_native_up == 0")
                         for b in backends
                     ),
                     timeout=30,
@@ -127,14 +171,14 @@ async def test_every_query_returns_data(
                 problems = []
                 for backend in backends:
                     problems += await asyncio.to_thread(
-                        run_everything, backend, mirrored, plugs, data["devices"]
+                        run_everything, backend, mirrored, [*plugs, acme], data["devices"]
                     )
                     problems += await asyncio.to_thread(
                         rules_fire_only_for,
                         backend,
                         QUIET
                         | {
-                            "PlugDown": {DEAD_MAC, refusing.mac},
+                            "PlugDown": {DEAD_MAC, refusing.mac, ACME_DEAD},
                             "PlugAuthFailure": {refusing.mac},
                         },
                     )
@@ -188,7 +232,7 @@ QUIET: dict[str, set[str]] = {
 def rules() -> dict[str, str]:
     """Every alert rule's expression by name (``#2`` for a second rule of the same name)."""
     out: dict[str, str] = {}
-    for group in yaml.safe_load(RULES_FILE.read_text())["spec"]["groups"]:
+    for group in yaml.safe_load(GENERATED.rules or RULES_FILE.read_text())["spec"]["groups"]:
         for r in group["rules"]:
             name = r["alert"] if r["alert"] not in out else f"{r['alert']}#2"
             out[name] = r["expr"]
@@ -277,7 +321,7 @@ def run_everything(vm: QueryApi, mirrored: str, plugs: list, devices: list[dict]
     live_ids = {p.mac for p in plugs}
     names = {d["device"] for d in devices if d["device_id"] in live_ids}
 
-    for dashboard, name, query in variable_queries():
+    for dashboard, name, query in variable_queries(GENERATED.dashboards):
         m = re.fullmatch(r"label_values\((.*), (\w+)\)", query)
         assert m, query
         selector = expand(m.group(1))
@@ -285,7 +329,7 @@ def run_everything(vm: QueryApi, mirrored: str, plugs: list, devices: list[dict]
         if not values:
             problems.append(f"{vm.name}: {dashboard} variable {name}: {query} has no values")
 
-    for target in targets():
+    for target in targets(GENERATED.dashboards):
         prefs = ("native", "matter") if "protocol_preference" in target.expr else ("native",)
         for pref in prefs:
             expr = expand(target.expr, pref)
@@ -310,6 +354,10 @@ def run_everything(vm: QueryApi, mirrored: str, plugs: list, devices: list[dict]
                     break
             if "power_watts" in target.expr and "protocol_preference" in target.expr:
                 problems += check_each_plug_once(where, result, live_ids)
+            # where a TP-Link plug read natively only is, the other maker's plug is too
+            ids = {r["metric"].get("device_id") for r in result}
+            if plugs[1].mac in ids and about_acme(target.expr) and ACME_LIVE not in ids:
+                problems.append(f"{where}: no series of the Acme plug (another maker)\n  {expr}")
             if "energy_kilowatt_hours_total" in target.expr and "device" in want:
                 problems += check_every_plug_has_energy(where, result, names)
     # The comparison panels must line up the mirrored plug's two readings.
@@ -323,8 +371,16 @@ def run_everything(vm: QueryApi, mirrored: str, plugs: list, devices: list[dict]
     return problems
 
 
+def about_acme(expr: str) -> bool:
+    """A per-device query of quantities the Acme reader exports (and of no other)."""
+    mine = {q.key for q in ACME.quantities}
+    return any(k in expr for k in mine) and not any(
+        q.key in expr for q in QUANTITIES.values() if q.key not in mine
+    )
+
+
 def check_fallback(vm: VictoriaMetrics, mirrored: str) -> list[str]:
-    unified = next(t for t in targets() if t.panel == "Power per device")
+    unified = next(t for t in targets(GENERATED.dashboards) if t.panel == "Power per device")
     got = {
         (r["metric"]["device_id"], r["metric"].get("outlet")): float(r["value"][1])
         for r in vm.query(expand(unified.expr, "native"))
@@ -348,8 +404,8 @@ def check_fallback(vm: VictoriaMetrics, mirrored: str) -> list[str]:
 
 def check_each_plug_once(where: str, result: list[dict], live_ids: set[str]) -> list[str]:
     """Unified power: one series per plug (per outlet on strips), every live plug present."""
-    if len(result) == 1 and not result[0]["metric"].get("device_id"):
-        return []  # aggregated (sum / topk) panels
+    if not any(r["metric"].get("device_id") for r in result):
+        return []  # aggregated (sum by room, topk) panels
     keys = [(r["metric"].get("device_id"), r["metric"].get("outlet")) for r in result]
     out = []
     if len(keys) != len(set(keys)):

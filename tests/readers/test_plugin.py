@@ -56,8 +56,12 @@ class AcmeLink:
         async with self.http.get(f"{self.url}/status", headers=headers) as reply:
             reply.raise_for_status()
             status = await reply.json()
-        watts = {"power_watts": status["watts"], "relay_on": float(status["on"])}
-        return Fetched({"model": "ACME-1"}, (plausible.reading(watts),), status["mac"])
+        values = {
+            "power_watts": status["watts"],
+            "energy_kilowatt_hours": status["kwh"],
+            "relay_on": float(status["on"]),
+        }
+        return Fetched({"model": "ACME-1"}, (plausible.reading(values),), status["mac"])
 
     async def close(self) -> None:
         await self.http.close()
@@ -108,7 +112,7 @@ SPEC = ReaderSpec(
     vendor="acme",
     protocol="native",  # another maker's own protocol on the LAN: acme_native_*
     description="Acme plugs on the LAN (HTTP), for the plug-in test",
-    quantities=(quantities.POWER, quantities.RELAY_ON),
+    quantities=(quantities.POWER, quantities.ENERGY_TOTAL, quantities.RELAY_ON),
     create=create,
     device_sections={"acme": parse_acme},
     remedies={DeviceStatus.AUTH_FAILED: "set the Acme password"},
@@ -123,7 +127,7 @@ class AcmePlug:
 
     def __init__(self, mac: str, watts: float, *, rejects: bool = False) -> None:
         self.mac, self.watts, self.rejects = mac, watts, rejects
-        self.port, self.logins = free_port(), 0
+        self.port, self.logins, self.kwh = free_port(), 0, 1.0
         self.hang = asyncio.Event()  # set: every status request waits forever
         self.hanging = 0  # status requests waiting
         self._runner: web.AppRunner | None = None
@@ -144,7 +148,10 @@ class AcmePlug:
             await asyncio.Event().wait()
         if request.headers.get("Authorization") != "Bearer t0k":
             return web.json_response({}, status=401)
-        return web.json_response({"mac": self.mac, "watts": self.watts, "on": True})
+        self.kwh += self.watts / 3.6e6  # a joule a second per watt
+        return web.json_response(
+            {"mac": self.mac, "watts": self.watts, "kwh": self.kwh, "on": True}
+        )
 
     async def start(self) -> None:
         application = web.Application()

@@ -42,7 +42,6 @@ from otelpower.readers.native.links import Clients, Link, Route, Trust
 from otelpower.readers.native.opening import open_link
 from otelpower.readers.polling import (
     AUTH_RETRY_S,
-    CONNECT_TIMEOUT_S,
     VANISHED,
     Polled,
     PollingReader,
@@ -191,12 +190,14 @@ class NativeReader(PollingReader[Plug]):
                 plug.route = plug.route.moved(plug.host)
         return status, detail
 
-    async def after_failure(self, plug: Plug, exc: BaseException, status: DeviceStatus) -> None:
+    async def after_failure(
+        self, plug: Plug, exc: BaseException, status: DeviceStatus, left: float
+    ) -> None:
         if plug.unknown and status is DeviceStatus.AUTH_FAILED:
             plug.alive = True  # a device answered a login handshake: shown, with the remedy
-        if plug.unknown and isinstance(exc, Untrusted) and exc.endpoint:
+        if plug.unknown and isinstance(exc, Untrusted) and exc.endpoint and left > 0:
             # refused before any login (AES): a device that listens is shown, with the remedy
-            plug.alive = await connect(*exc.endpoint, CONNECT_TIMEOUT_S) is None
+            plug.alive = await connect(*exc.endpoint, left) is None
         if plug.unknown:  # never answered: nothing exported, logged or asked of discovery
             log.debug("%s at %s: %s", plug.device_id, plug.host, status)
             return
