@@ -3,7 +3,7 @@
 #   make bench                  all figures (~85 min: the memory run alone is 60 min)
 #   make bench BENCH_ARGS=...   e.g. BENCH_ARGS="--minutes 8 --outage 120 --skip-pipeline" for a quick look
 #
-# bench/README.md explains each figure; the README's performance section quotes a run.
+# bench/README.md explains each figure; docs/performance.md quotes a run.
 
 BENCH_ARGS ?=
 

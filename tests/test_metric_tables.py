@@ -1,5 +1,5 @@
-"""README's metric tables are what tools/metric_tables.py generates from the registry and the
-quantity catalogue, name every metric as /metrics does, and follow a new reader's spec."""
+"""docs/metrics.md's metric tables are what tools/metric_tables.py generates from the registry
+and the quantity catalogue, name every metric as /metrics does, and follow a new reader's spec."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def dummy() -> Iterator[ReaderSpec]:
 
 
 def test_readme_tables_are_up_to_date() -> None:
-    ok, message = tables.check(ROOT / "README.md")
+    ok, message = tables.check(ROOT / "docs" / "metrics.md")
     assert ok, message
 
 
@@ -72,7 +72,7 @@ def test_every_note_names_a_metric() -> None:
 def test_a_stale_note_fails_the_check(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(tables.NOTES, ("native", "voltage_volt"), "a typo of a suffix")
     readme = tmp_path / "README.md"
-    readme.write_text((ROOT / "README.md").read_text())
+    readme.write_text((ROOT / "docs" / "metrics.md").read_text())
     assert tables.main(["--check", "--readme", str(readme)]) == 1
     with pytest.raises(ValueError, match=r"NOTES\['native', 'voltage_volt'\]"):
         tables.render(readme.read_text())
@@ -80,7 +80,7 @@ def test_a_stale_note_fails_the_check(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 def test_check_shows_a_diff_and_the_command(tmp_path: Path, capsys) -> None:
     readme = tmp_path / "README.md"
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "metrics.md").read_text()
     readme.write_text(text.replace("| `tplink_native_rssi_dbm` |", "| `tplink_native_rssi` |"))
     assert tables.main(["--check", "--readme", str(readme)]) == 1
     err = capsys.readouterr().err
@@ -135,7 +135,7 @@ def test_a_new_reader_gets_its_table_from_its_spec(dummy: ReaderSpec) -> None:
     assert "tplink" not in text and "voltage" not in text
 
     # README must have a place for it, and gets its table there
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "metrics.md").read_text()
     with pytest.raises(ValueError, match="no table for reader acmedocs"):
         tables.render(readme)
     placed = readme + "\n<!-- metrics:acmedocs:begin -->\n<!-- metrics:acmedocs:end -->\n"

@@ -7,7 +7,7 @@ TPAP), the account's trust (links.Trust), and discovery: a discovery task follow
 MAC when their IP changes, and adopts plugs the file does not list when it has no list (or
 ``discovery.adopt``): those are named by their alias, in room and shelf "unassigned".
 
-Nothing that answers on the LAN is believed on its word (README "Security on the LAN"): a
+Nothing that answers on the LAN is believed on its word (docs/security.md): a
 plug the file gives a host is never moved by a discovery reply; a plug found by discovery
 moves only when it has vanished where it was, and a move is provisional until a poll works
 there (a failure sends it back to where it last answered, and a rejected login there does
