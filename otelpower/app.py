@@ -12,7 +12,8 @@ import logging
 import signal
 
 from otelpower import eventloop
-from otelpower.config import Config
+from otelpower.config import UNASSIGNED, Config
+from otelpower.config.schema import NO_FILE
 from otelpower.core.model import SnapshotStore
 from otelpower.export.instruments import register_device_metrics
 from otelpower.export.pipeline import Telemetry, make_resource, start_telemetry
@@ -141,6 +142,15 @@ class Runtime:
             raise failed[0].exception()  # type: ignore[misc]
 
 
+#: logged by ``run()`` when there is no config file, so that a container or unit started
+#: without one says what it does instead of looking misconfigured
+ZERO_CONFIG_LOG = (
+    "no config file: zero-config, every plug discovery finds is exported, named by its alias,"
+    f" in room and shelf {UNASSIGNED!r}; to name and place plugs, give a config file"
+    " (config.example.yaml)"
+)
+
+
 #: how long stopping waits for the readers' tasks to end once cancelled
 STOP_TASKS_S = 10.0
 
@@ -162,6 +172,8 @@ async def run(config: Config, protocol: str, port: int | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with runtime:
         assert runtime.telemetry is not None
+        if config.source == NO_FILE:
+            log.info(ZERO_CONFIG_LOG)
         log.info(
             "otelpower: %d device(s) in %s%s%s, protocol %s, /metrics %s, OTLP %s",
             len(config.owned_devices()),

@@ -64,3 +64,26 @@ async def test_run_with_bad_config_exits_2(tmp_path: Path) -> None:
     text = err.decode()
     assert "bad.yaml" in text and "devices[0].room (line 4)" in text
     assert "Traceback" not in text
+
+
+async def test_run_without_a_config_file_says_it_is_zero_config() -> None:
+    """What a container or unit started with no file logs: not a config problem."""
+    port = free_port()
+    # discovery asks loopback only: no broadcast leaves the test
+    args = ("run", "--prometheus-port", str(port), "--target", "127.0.0.1")
+    async with process(*args) as run:
+
+        def ready() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        await wait_for(ready, timeout=30, in_thread=True)
+        run.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(run.communicate(), 15)
+    assert run.returncode == 0, err.decode()
+    text = err.decode()
+    assert "no config file: zero-config, every plug discovery finds is exported" in text, text
+    assert "room and shelf 'unassigned'" in text and "Traceback" not in text, text

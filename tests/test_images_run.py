@@ -4,7 +4,8 @@ The otelpower image runs read-only as uid 10001 on the host network against emul
 (python-kasa over XOR and KLAP, the tapo client over TPAP) until /readyz and /metrics answer
 with the contract, `check`s a config, and stops cleanly on SIGTERM. The collector image
 validates its config and answers its health check. docker-compose.yaml, as shipped, runs the
-exporter service on the image built here. Skips when the images are missing, unless CI is
+exporter service on the image built here, with ./config/config.yaml and with no config at all
+(zero-config). Skips when the images are missing, unless CI is
 set (then `make test` has built them).
 """
 
@@ -225,47 +226,102 @@ async def test_collector_image_validates_and_answers_its_health_check(container)
     assert code == 0, logs
 
 
-async def test_compose_runs_the_exporter(simulator, tmp_path: Path) -> None:
-    """docker-compose.yaml as shipped (its hardening, mounts and command), the exporter
-    service on the image built here, reading emulated plugs."""
-    image = require(OTELPOWER_IMAGE)
-    compose = require_compose()
-    (plug,) = await simulator.start([PlugOptions(PROFILES["p110_klap"])])
-    port = free_port()
-    data = simulator.config_dict()
-    data["poll"] = {"interval": 1, "timeout": 3}
-    data["prometheus"] = {"host": "127.0.0.1", "port": port}
-    (tmp_path / "otelpower.yaml").write_text(yaml.safe_dump(data))
-    (tmp_path / "otelpower.yaml").chmod(0o644)
-    shutil.copy(COMPOSE_FILE, tmp_path)
-    project = f"otelpower-test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "OTELPOWER_IMAGE": image}
+class ComposeProject:
+    """docker-compose.yaml as shipped, copied into ``workdir`` (its ./config beside it), as a
+    project of its own; ``override`` (YAML text) is a second compose file given after it."""
 
-    def compose_run(*args: str) -> subprocess.CompletedProcess[str]:
+    def __init__(self, compose: str, workdir: Path, image: str, override: str = "") -> None:
+        shutil.copy(COMPOSE_FILE, workdir)
+        files = ["-f", "docker-compose.yaml"]
+        if override:
+            (workdir / "docker-compose.test.yaml").write_text(override)
+            files += ["-f", "docker-compose.test.yaml"]
+        self.argv = [compose, "-p", f"otelpower-test-{uuid.uuid4().hex[:8]}", *files]
+        self.workdir = workdir
+        self.env = {**os.environ, "OTELPOWER_IMAGE": image}
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [compose, "-p", project, *args],
-            cwd=tmp_path,
-            env=env,
+            [*self.argv, *args],
+            cwd=self.workdir,
+            env=self.env,
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
 
-    up = compose_run("up", "-d", "--no-build", "otelpower")
+    def logs(self) -> str:
+        out = self("logs", "--no-color", "otelpower")
+        return out.stdout + out.stderr
+
+
+async def _until_reading(compose: ComposeProject, port: int, plug) -> dict:
+    """The plug's power series once the exporter serves it (fails with the service's log)."""
+
+    def reading() -> dict:
+        status, text = http(f"http://127.0.0.1:{port}/metrics")
+        return find(parse(text), "tplink_native_power_watts", device_id=plug.mac) if status else {}
+
+    try:
+        return await wait_for(reading, timeout=90, interval=0.5, in_thread=True)
+    except AssertionError:
+        pytest.fail(f"no readings; the service's log:\n{compose.logs()}")
+
+
+async def test_compose_runs_the_exporter_with_a_config(simulator, tmp_path: Path) -> None:
+    """docker-compose.yaml as shipped (its hardening, mounts and command), the exporter
+    service on the image built here, reading emulated plugs from ./config/config.yaml."""
+    image = require(OTELPOWER_IMAGE)
+    (plug,) = await simulator.start([PlugOptions(PROFILES["p110_klap"])])
+    port = free_port()
+    data = simulator.config_dict()
+    data["poll"] = {"interval": 1, "timeout": 3}
+    data["prometheus"] = {"host": "127.0.0.1", "port": port}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "config" / "config.yaml").chmod(0o644)
+    compose = ComposeProject(require_compose(), tmp_path, image)
+    up = compose("up", "-d", "--no-build", "otelpower")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-
-        def reading() -> bool:
-            status, text = http(f"http://127.0.0.1:{port}/metrics")
-            return status == 200 and bool(
-                find(parse(text), "tplink_native_power_watts", device_id=plug.mac)
-            )
-
-        try:
-            await wait_for(reading, timeout=90, interval=0.5, in_thread=True)
-        except AssertionError:
-            pytest.fail(f"no readings; the service's log:\n{compose_run('logs').stdout}")
+        series = await _until_reading(compose, port, plug)
+        ((labels, _),) = series.items()
+        assert dict(labels)["room"] == data["devices"][0]["room"]  # the file's, not unassigned
+        logs = compose.logs()
+        assert "device(s) in /config/config.yaml" in logs, logs
+        assert "zero-config" not in logs, logs
     finally:
-        down = compose_run("down", "-v", "-t", "20")
+        down = compose("down", "-v", "-t", "20")
+    assert down.returncode == 0, down.stdout + down.stderr
+
+
+async def test_compose_runs_the_exporter_without_a_config(simulator, tmp_path: Path) -> None:
+    """No ./config at all (Docker creates it empty): the exporter runs zero-config, says so,
+    and exports the plug discovery finds by its alias. The override only adds arguments
+    (this test's port; discovery by address, as loopback passes no broadcast)."""
+    image = require(OTELPOWER_IMAGE)
+    (plug,) = await simulator.start([PlugOptions(PROFILES["kp115_xor"])])
+    port = free_port()
+    args = ["--protocol", "native", "--prometheus-port", str(port), "--target", plug.host]
+    override = yaml.safe_dump({"services": {"otelpower": {"command": args}}})
+    compose = ComposeProject(require_compose(), tmp_path, image, override)
+    assert not (tmp_path / "config").exists()
+    up = compose("up", "-d", "--no-build", "otelpower")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        series = await _until_reading(compose, port, plug)
+        ((labels, _),) = series.items()
+        labels = dict(labels)
+        assert (labels["device"], labels["room"], labels["shelf"]) == (
+            plug.alias,
+            "unassigned",
+            "unassigned",
+        )
+        assert (tmp_path / "config").is_dir()  # created empty by Docker: the same mount
+        logs = compose.logs()
+        assert "no config file: zero-config" in logs, logs
+        assert "Traceback" not in logs, logs
+    finally:
+        down = compose("down", "-v", "-t", "20")
     assert down.returncode == 0, down.stdout + down.stderr

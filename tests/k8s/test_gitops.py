@@ -70,6 +70,24 @@ def test_readme_kustomizations_build_from_a_tagged_repository(
         assert any(o["kind"] == "PrometheusRule" for o in objs), i
 
 
+def test_readme_kustomization_from_a_clone_builds(kustomize: str, tagged_clone: Path) -> None:
+    """What works before any release tag: the README's example with local paths into a clone
+    (named ``otelpower``) beside the user's directory."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (K8S / "README.md").read_text(), flags=re.S)
+    (text,) = [b for b in blocks if "- ../otelpower/k8s/base\n" in b]
+    assert "?ref=" not in text
+    home = tagged_clone.parent / "home"
+    home.mkdir()
+    (home / "kustomization.yaml").write_text(text)
+    house = (K8S / "base" / "otelpower.yaml").read_text() + "\n# the user's own file\n"
+    (home / "otelpower.yaml").write_text(house)
+    objs = [o for o in yaml.safe_load_all(tool("renders").build(kustomize, home)) if o]
+    assert "otelpower-native" in {o["metadata"]["name"] for o in objs if o["kind"] == "StatefulSet"}
+    (cm,) = [o for o in objs if o["metadata"]["name"].startswith("otelpower-config")]
+    assert cm["data"]["config.yaml"] == house
+    assert any(o["kind"] == "PrometheusRule" for o in objs)
+
+
 def _applications() -> dict[str, dict]:
     out = {}
     for path in sorted((ROOT / "argocd").glob("*.yaml")):
