@@ -3,8 +3,11 @@
 #   docker build -t otelpower .            (context = the repository root; .dockerignore)
 #   make images                            (here: base images from Debian's packages, see
 #                                           tools/local-base-images.sh, and a run test)
-#   docker run --rm --read-only -p 9464:9464 -v "$PWD/my-home.yaml:/config/config.yaml:ro" \
+#   docker run --rm --read-only --network host -e KASA_USERNAME -e KASA_PASSWORD otelpower run
+#     (zero-config: every plug discovery finds; host networking, as discovery needs the LAN)
+#   docker run --rm --read-only --network host -v "$PWD/config:/config:ro" \
 #     -e KASA_USERNAME -e KASA_PASSWORD otelpower run /config/config.yaml --protocol native
+#     (a directory, not the file: a missing file must not become a directory Docker creates)
 #   docker run --rm otelpower check /etc/otelpower/config.example.yaml
 #
 # Runs as uid/gid 10001 and writes nothing at run time (bytecode is compiled at install time),
