@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,3 +147,66 @@ def test_without_git_metadata_the_version_says_unknown(tmp_path: Path) -> None:
         env={**env, "GIT_CEILING_DIRECTORIES": str(tmp_path)},
     )
     assert [p.name for p in out.glob("*.whl")] == ["otelpower-0.0.0+unknown-py3-none-any.whl"]
+
+
+# --- the workflows (static; `make actionlint` checks their syntax) --------------------------
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def workflow(name: str) -> dict:
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def test_release_workflow_publishes_a_tag_by_trusted_publishing() -> None:
+    release = workflow("release.yaml")
+    triggers = release[True]  # YAML 1.1 reads the key `on` as true
+    assert triggers["push"] == {"tags": ["v*"]}
+    assert release["permissions"] == {"contents": "read"}
+    jobs = release["jobs"]
+    on_tag = "github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')"
+    pypi = jobs["pypi"]
+    assert pypi["if"] == on_tag and pypi["needs"] == "build"
+    assert pypi["environment"]["name"] == "pypi"
+    assert pypi["permissions"] == {"id-token": "write"}
+    publish = [s for s in pypi["steps"] if s.get("uses", "").startswith("pypa/gh-action-pypi")]
+    assert len(publish) == 1 and "with" not in publish[0]  # no password, no token: OIDC
+    assert "secrets." not in (WORKFLOWS / "release.yaml").read_text()
+    assert jobs["github-release"]["if"] == on_tag
+    assert set(jobs["github-release"]["needs"]) == {"build", "pypi"}
+    assert jobs["github-release"]["permissions"] == {"contents": "write"}
+    build = " ".join(s.get("run", "") for s in jobs["build"]["steps"])
+    assert "make dist" in build and "make package-check DIST=dist" in build
+    assert 'tools/changelog.py "$version"' in build
+    checkout = jobs["build"]["steps"][0]
+    assert checkout["with"]["fetch-depth"] == 0  # hatch-vcs needs the tags
+
+
+def test_workflows_pin_actions_by_release() -> None:
+    for path in WORKFLOWS.glob("*.yaml"):
+        for uses in re.findall(r"uses: (\S+)", path.read_text()):
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@(v\d+|release/v1)", uses), (path.name, uses)
+
+
+def test_image_is_tagged_with_and_reports_the_version() -> None:
+    images = workflow("images.yaml")["jobs"]["images"]
+    steps = images["steps"]
+    assert steps[0]["with"]["fetch-depth"] == 0
+    meta = next(s for s in steps if s.get("uses", "").startswith("docker/metadata-action"))
+    assert "type=semver,pattern={{version}}" in meta["with"]["tags"]
+    push = [s for s in steps if s.get("uses", "").startswith("docker/build-push")][-1]
+    assert "OTELPOWER_VERSION=" in push["with"]["build-args"]
+    assert "steps.version.outputs.version" in push["with"]["build-args"]
+    shown = next(s for s in steps if s.get("name") == "The image reports the version")
+    assert '"otelpower $VERSION"' in shown["run"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    builder = dockerfile[
+        dockerfile.index("AS builder") : dockerfile.index(
+            "\nFROM ", 1 + dockerfile.index("AS builder")
+        )
+    ]
+    assert "ARG OTELPOWER_VERSION" in builder
+    assert (
+        "SETUPTOOLS_SCM_PRETEND_VERSION=$OTELPOWER_VERSION"
+        in (ROOT / "tools" / "image-install.sh").read_text()
+    )
