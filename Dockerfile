@@ -34,6 +34,9 @@ COPY otelpower/ otelpower/
 # proxy's CA without baking it into a layer: `--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt
 # --build-arg PIP_CERT=/run/secrets/ca` (what `make images` does).
 ARG PIP_CERT
+# The version otelpower reports (`otelpower --version`): the context has no .git, so the
+# release workflow passes the tag's (v1.2.3 -> 1.2.3); without it, 0.0.0+unknown.
+ARG OTELPOWER_VERSION
 RUN --mount=type=secret,id=ca tools/image-install.sh /opt/otelpower
 
 # --- final: python + the venv; no compiler, no build backend, no uv ------------------------

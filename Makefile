@@ -28,6 +28,7 @@ help:
 	@echo "make demo   - emulated plugs + otelpower run, metrics on http://localhost:$(DEMO_PORT)/metrics"
 	@echo "make test   - lint and run the test suite"
 	@echo "make bench  - performance figures (bench/README.md)"
+	@echo "make dist   - the sdist and wheel in dist/ (version from the git tag; mk/release.mk)"
 	@echo "make docs   - regenerate docs/metrics.md's metric tables (tools/metric_tables.py)"
 	@echo "make soak   - the long soak: 100 plugs, random faults, 12 h of operation compressed"
 	@echo "make setup  - create .venv from the lock file (uv.lock) and the Matter test bed"
@@ -116,3 +117,4 @@ include mk/images.mk
 include mk/k8s.mk
 include mk/dashboards.mk
 include mk/bench.mk
+include mk/release.mk

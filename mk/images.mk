@@ -8,7 +8,9 @@
 #   make requirements-check    fails when requirements.lock is out of date with uv.lock
 #   make image-build-requirements  re-pin tools/image-build-requirements.txt (wheel backend)
 #   make image-install-check   runs tools/image-install.sh (the Dockerfile's install steps)
-#                              into a fresh temp dir, then `otelpower --help` and
+#                              into a fresh temp dir with OTELPOWER_VERSION set (as the
+#                              release build sets the tag's), then `otelpower --version`
+#                              (must be that version), `--help` and
 #                              `otelpower check config.example.yaml` from it
 #   make image-wheels-check    every requirements.lock wheel exists for linux/amd64 and
 #                              linux/arm64 (cp312, glibc of bookworm): downloads ~100 MB
@@ -46,6 +48,8 @@ IMAGE_PYTHON ?= $(shell for p in python3.12 $(PYTHON); do \
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && \
 	{ command -v "$$p"; break; }; done)
 REQUIREMENTS_LOCK := requirements.lock
+# The version image-install-check builds with (the workflow passes the tag's instead).
+IMAGE_CHECK_VERSION := 0.0.0+image.install.check
 # The same command as `make requirements` (the header of the file records it).
 UV_EXPORT := $(UV) export --frozen --no-dev --no-emit-project --extra all --format requirements-txt
 ACTIONLINT_VERSION := 1.7.12
@@ -90,8 +94,12 @@ image-install-check:
 	@test -n "$(IMAGE_PYTHON)" || { echo "error: Python 3.12 not found (set IMAGE_PYTHON=...)"; exit 1; }
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  echo "tools/image-install.sh $$tmp/venv  (PYTHON=$(IMAGE_PYTHON))" && \
-	  PYTHON=$(IMAGE_PYTHON) tools/image-install.sh "$$tmp/venv" > "$$tmp/install.log" 2>&1 \
+	  PYTHON=$(IMAGE_PYTHON) OTELPOWER_VERSION=$(IMAGE_CHECK_VERSION) \
+	    tools/image-install.sh "$$tmp/venv" > "$$tmp/install.log" 2>&1 \
 	    || { cat "$$tmp/install.log"; exit 1; } && \
+	  version=$$(PYTHONDONTWRITEBYTECODE=1 "$$tmp/venv/bin/otelpower" --version) && \
+	  test "$$version" = "otelpower $(IMAGE_CHECK_VERSION)" || { \
+	    echo "error: otelpower --version says '$$version', not $(IMAGE_CHECK_VERSION)"; exit 1; } && \
 	  if "$$tmp/venv/bin/python" -c 'import pytest' 2>/dev/null; then \
 	    echo "error: a dev dependency (pytest) is in the image's venv"; exit 1; fi && \
 	  PYTHONDONTWRITEBYTECODE=1 "$$tmp/venv/bin/otelpower" --help > /dev/null && \

@@ -253,6 +253,11 @@ def test_workflow_builds_both_images_multi_arch():
     assert images["needs"] == "test"
     dockerfiles = {entry["dockerfile"] for entry in images["strategy"]["matrix"]["include"]}
     assert dockerfiles == {"Dockerfile", "collector-config/Dockerfile"}
-    build = next(s for s in images["steps"] if s.get("uses", "").startswith("docker/build-push"))
+    # the step that pushes (before it, an amd64 build of otelpower is loaded and run)
+    build = next(
+        s
+        for s in images["steps"]
+        if s.get("uses", "").startswith("docker/build-push") and "push" in s["with"]
+    )
     assert build["with"]["platforms"] == "linux/amd64,linux/arm64"
     assert build["with"]["push"] == "${{ github.event_name != 'pull_request' }}"

@@ -11,6 +11,8 @@
 #    (nothing is compiled, so no compiler is needed anywhere);
 # 3. otelpower itself, as a wheel built here without build isolation from the hashed build
 #    backend in tools/image-build-requirements.txt (in a throwaway venv), installed --no-deps.
+#    Its version: OTELPOWER_VERSION when set (the image build passes the git tag's, as the
+#    build context has no .git), else the checkout's own from git (hatch-vcs), else 0.0.0+unknown.
 # PREFIX ends up with the runtime dependencies and otelpower only: no build backend, no dev
 # tools. pip compiles the .pyc files at install time, so nothing is written at run time.
 set -euo pipefail
@@ -34,6 +36,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 "$python" -m venv "$work/build-env"
 "$work/build-env/bin/python" -m pip install --no-cache-dir --require-hashes --only-binary=:all: \
 	-r "$root/tools/image-build-requirements.txt"
+if [[ -n ${OTELPOWER_VERSION:-} ]]; then
+	export SETUPTOOLS_SCM_PRETEND_VERSION=$OTELPOWER_VERSION  # hatch-vcs: only this build
+fi
 "$work/build-env/bin/python" -m pip wheel --no-cache-dir --no-deps --no-build-isolation \
 	--wheel-dir "$work/dist" "$root"
 
