@@ -1,4 +1,5 @@
-# otelpower: `make demo` runs the product on emulated plugs, `make test` runs the tests.
+# otelpower: `make demo` runs the product on emulated plugs, `make test` runs the tests,
+# `make install` installs the product alone (`make help` lists every target).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -21,18 +22,56 @@ MATTER_MODULES := $(MATTER_PLUG)/node_modules/.installed
 PAA_DIR := $(TOOLS)/paa
 PAA_CERT := $(PAA_DIR)/Chip-Test-PAA-NoVID-Cert.der
 
-.PHONY: help setup test lint format docs docs-check demo clean matter-deps matter-system-deps \
-  matter-requirements
+.PHONY: help install setup demo unit test lint format docs docs-check clean matter-deps \
+  matter-system-deps matter-requirements
 
-help:
-	@echo "make demo   - emulated plugs + otelpower run, metrics on http://localhost:$(DEMO_PORT)/metrics"
-	@echo "make test   - lint and run the test suite"
-	@echo "make bench  - performance figures (bench/README.md)"
-	@echo "make dist   - the sdist and wheel in dist/ (version from the git tag; mk/release.mk)"
-	@echo "make docs   - regenerate docs/metrics.md's metric tables (tools/metric_tables.py)"
-	@echo "make soak   - the long soak: 100 plugs, random faults, 12 h of operation compressed"
-	@echo "make setup  - create .venv from the lock file (uv.lock) and the Matter test bed"
-	@echo "make matter-deps - only the Matter test bed (server venv, node_modules, test PAA)"
+# `make help` lists every target whose rule line carries a `## description` (this file, then
+# mk/*.mk, in file order; `##@ ` lines are headings). tests/test_make_help.py checks that every
+# .PHONY target has one. "needs:" says what a target needs beyond Python >= 3.12.
+help: ## this list
+	@echo "make TARGET     every target needs Python >= 3.12; \"needs:\" says what else. Where"
+	@echo "                root is needed, as root it apt-installs what is missing, else it prints"
+	@echo "                the commands to run (sudo ...)."
+	@awk '/^##@ / { printf "\n%s\n", substr($$0, 5); next } \
+	  /^[a-zA-Z0-9_-]+:.*## / { printf "  %-26s %s\n", substr($$0, 1, index($$0, ":") - 1), \
+	    substr($$0, index($$0, "## ") + 3) }' $(MAKEFILE_LIST)
+
+##@ Start here (what each needs: README.md's first lines)
+install: $(BIN)/otelpower ## the product alone: .venv with both readers, from uv.lock (no Node, Go or root)
+
+demo: setup ## emulated plugs + a virtual Matter plug, read by otelpower on :9464 (needs: Node >= 20.19, root once: matter-system-deps)
+	@mkdir -p $(RUN)
+	@rm -f $(RUN)/demo.yaml
+	@$(BIN)/otelpower sim --matter --config-out $(RUN)/demo.yaml > $(RUN)/sim.log 2>&1 & echo $$! > $(RUN)/sim.pid
+	@for i in $$(seq 600); do test -s $(RUN)/demo.yaml && break; \
+	  kill -0 $$(cat $(RUN)/sim.pid) 2>/dev/null || break; sleep 0.1; done; \
+	  test -s $(RUN)/demo.yaml || { cat $(RUN)/sim.log; kill $$(cat $(RUN)/sim.pid) 2>/dev/null; exit 1; }
+	@cat $(RUN)/sim.log
+	@echo "otelpower: metrics on http://localhost:$(DEMO_PORT)/metrics (Ctrl-C stops)"
+	@trap 'kill $$(cat $(RUN)/sim.pid) 2>/dev/null' EXIT; \
+	  $(BIN)/otelpower run $(RUN)/demo.yaml --protocol all --prometheus-port $(DEMO_PORT)
+
+# The tests that use no test bed (no emulated plug, no process, no Matter, no collector,
+# VictoriaMetrics or docker): tests/conftest.py marks the others `live`, by fixture and folder.
+unit: install ## ruff + the tests that use no test bed (pytest -m "not live"), about a minute (no Node, Go or root)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -q -m "not live"
+
+TEST_NEEDS := lint collector victoria-metrics prometheus curl collector-validate k8s-check \
+  image-install-check images deploy-check dashboards-check
+test: $(TEST_NEEDS) ## lint + the whole suite, every test bed (needs: Node >= 20.19, Go >= 1.24, root or sudo, docker)
+	$(BIN)/pytest -q
+
+setup: install matter-deps ## install + the Matter test bed (needs: Node >= 20.19, root once: matter-system-deps)
+
+lint: install images-lint ## ruff, hadolint, actionlint, the requirements.lock check (needs: Go, for actionlint)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## ruff format, then ruff check --fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "error: Python >= 3.12 not found (set PYTHON=...)"; exit 1; }
@@ -45,13 +84,25 @@ $(BIN)/otelpower: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --extra all --compile-bytecode --python $(PYTHON)
 	@touch $@
 
-setup: $(BIN)/otelpower matter-deps
+##@ Docs, housekeeping
+# README.md's metric tables, from the reader registry and the quantity catalogue; the check
+# also runs in `make test` (tests/test_metric_tables.py).
+docs: $(BIN)/otelpower ## regenerate README.md's metric tables (tools/metric_tables.py)
+	$(BIN)/python tools/metric_tables.py --write
 
-# --- Matter test bed ---------------------------------------------------------------------
-matter-deps: matter-system-deps $(MATTER_SERVER) $(MATTER_MODULES) $(PAA_CERT)
+docs-check: $(BIN)/otelpower ## fail when README.md's metric tables are out of date
+	$(BIN)/python tools/metric_tables.py --check
 
-# Node.js, libnl-route-3-200 and /data (installed when root, else says what to run).
-matter-system-deps:
+clean: ## remove .venv, .tools, .run, build/ and the Matter plug's node_modules
+	rm -rf $(VENV) $(TOOLS) $(RUN) build .pytest_cache .ruff_cache $(MATTER_PLUG)/node_modules
+
+##@ Matter test bed (make demo's virtual Matter plug, make test)
+# python-matter-server (its own venv), the matter.js virtual plug (node_modules), the test PAA.
+matter-deps: matter-system-deps $(MATTER_SERVER) $(MATTER_MODULES) $(PAA_CERT) ## the test bed alone (needs: Node >= 20.19, root once: matter-system-deps)
+
+# Node.js >= 20.19, libnl-route-3-200 and a writable /data: says what is missing and why first;
+# as root installs the package and makes /data, otherwise prints the commands to run.
+matter-system-deps: ## check Node >= 20.19; libnl-route-3-200 and /data (root: installs; else prints sudo commands)
 	@tools/matter-system-deps.sh
 
 # The server's [server] extra pins aiohttp/cryptography/...: keep it out of our own lock.
@@ -71,46 +122,9 @@ $(PAA_CERT): $(MATTER_MODULES) $(MATTER_PLUG)/export-paa.mjs
 	node $(MATTER_PLUG)/export-paa.mjs $(PAA_DIR) >/dev/null
 
 # Re-pin the server venv (after changing tools/matter-server-requirements.in).
-matter-requirements: $(UV)
+matter-requirements: $(UV) ## re-pin tools/matter-server-requirements.txt from its .in
 	$(UV) pip compile --quiet --generate-hashes --python-version 3.12 \
 	  tools/matter-server-requirements.in -o $(MATTER_REQS)
-
-lint: setup images-lint
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-
-format: setup
-	$(BIN)/ruff format .
-	$(BIN)/ruff check --fix .
-
-test: lint collector victoria-metrics prometheus curl collector-validate k8s-check image-install-check images \
-  deploy-check dashboards-check
-	$(BIN)/pytest -q
-
-# README.md's metric tables, from the reader registry and the quantity catalogue; the check
-# also runs in `make test` (tests/test_metric_tables.py).
-docs: $(BIN)/otelpower
-	$(BIN)/python tools/metric_tables.py --write
-
-docs-check: $(BIN)/otelpower
-	$(BIN)/python tools/metric_tables.py --check
-
-# Emulated plugs of every transport, a virtual Matter plug mirroring one of them (through a
-# local python-matter-server), and otelpower reading both paths; Ctrl-C stops everything.
-demo: setup
-	@mkdir -p $(RUN)
-	@rm -f $(RUN)/demo.yaml
-	@$(BIN)/otelpower sim --matter --config-out $(RUN)/demo.yaml > $(RUN)/sim.log 2>&1 & echo $$! > $(RUN)/sim.pid
-	@for i in $$(seq 600); do test -s $(RUN)/demo.yaml && break; \
-	  kill -0 $$(cat $(RUN)/sim.pid) 2>/dev/null || break; sleep 0.1; done; \
-	  test -s $(RUN)/demo.yaml || { cat $(RUN)/sim.log; kill $$(cat $(RUN)/sim.pid) 2>/dev/null; exit 1; }
-	@cat $(RUN)/sim.log
-	@echo "otelpower: metrics on http://localhost:$(DEMO_PORT)/metrics (Ctrl-C stops)"
-	@trap 'kill $$(cat $(RUN)/sim.pid) 2>/dev/null' EXIT; \
-	  $(BIN)/otelpower run $(RUN)/demo.yaml --protocol all --prometheus-port $(DEMO_PORT)
-
-clean:
-	rm -rf $(VENV) $(TOOLS) $(RUN) build .pytest_cache .ruff_cache $(MATTER_PLUG)/node_modules
 
 include mk/pipeline.mk
 include mk/images.mk

@@ -7,8 +7,9 @@
 
 BENCH_ARGS ?=
 
+##@ Performance (mk/bench.mk)
 .PHONY: bench
-bench: setup collector victoria-metrics
+bench: setup collector victoria-metrics ## every performance figure, ~85 min (needs: Node, Go, root; bench/README.md)
 	@mkdir -p $(RUN)
 	set -o pipefail; $(BIN)/python bench/run.py $(BENCH_ARGS) | tee $(RUN)/bench.txt
 
@@ -18,6 +19,6 @@ SOAK_CYCLES ?= 2880
 SOAK_PLUGS ?= 300
 
 .PHONY: soak
-soak: setup
+soak: setup ## the long soak: 300 plugs, 2,880 poll cycles (12 h of operation compressed)
 	OTELPOWER_SOAK_CYCLES=$(SOAK_CYCLES) OTELPOWER_SOAK_PLUGS=$(SOAK_PLUGS) \
 	  $(BIN)/pytest -q -s tests/test_soak.py

@@ -22,10 +22,12 @@ DASHBOARDS_OUTPUTS := dashboards/otelpower-power.json dashboards/otelpower-compa
 
 .PHONY: dashboards dashboards-check dashboards-test
 
-dashboards: $(BIN)/otelpower
+##@ Dashboards and alert rules (mk/dashboards.mk)
+
+dashboards: $(BIN)/otelpower ## regenerate dashboards/*.json and the alert rules (dashboards/generate.py)
 	$(BIN)/python $(DASHBOARDS_GENERATOR)
 
-dashboards-check: $(BIN)/otelpower
+dashboards-check: $(BIN)/otelpower ## fail when those files differ from what generate.py writes
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  $(BIN)/python $(DASHBOARDS_GENERATOR) "$$tmp" && \
 	  status=0 && for f in $(DASHBOARDS_OUTPUTS); do \
@@ -41,5 +43,5 @@ dashboards-check: $(BIN)/otelpower
 	  echo "dashboards-check: vmalert -dryRun: alerts/vmalert-rules.yaml OK"; \
 	else echo "note: vmalert not installed: rules not dry-run (make victoria-metrics)"; fi
 
-dashboards-test: dashboards-check
+dashboards-test: dashboards-check ## dashboards-check, then pytest tests/dashboards (live part: collector, VictoriaMetrics, Matter)
 	$(BIN)/pytest -q tests/dashboards

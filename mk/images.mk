@@ -61,6 +61,8 @@ DOCKERFILES := Dockerfile collector-config/Dockerfile
 	image-wheels-check dockerfile-lint actionlint images-lint images-test docker-engine \
 	local-base-images images deploy-check
 
+##@ Container images and deployment files (mk/images.mk)
+
 # Debian's client: its BuildKit is built in (a newer client may lack the buildx plugin).
 # Both are expanded where used, after docker-engine may have installed docker.io.
 DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
@@ -74,11 +76,11 @@ comma := ,
 DOCKER_BUILD = DOCKER_BUILDKIT=1 $(DOCKER) build --network host --progress plain \
 	$(if $(wildcard $(CA_BUNDLE)),--secret id=ca$(comma)src=$(CA_BUNDLE))
 
-requirements: $(UV)
+requirements: $(UV) ## requirements.lock (runtime deps with hashes) from uv.lock
 	$(UV_EXPORT) --quiet -o $(REQUIREMENTS_LOCK)
 
 # Comment lines aside (the header names the output file), the file must be what uv exports.
-requirements-check: $(UV)
+requirements-check: $(UV) ## fail when requirements.lock is out of date with uv.lock
 	@diff -u <(grep -v '^#' $(REQUIREMENTS_LOCK)) <($(UV_EXPORT) --no-header | grep -v '^#') \
 	  >/dev/null || { \
 	  echo "error: $(REQUIREMENTS_LOCK) is out of date with uv.lock; run: make requirements"; \
@@ -86,11 +88,11 @@ requirements-check: $(UV)
 	    | head -40; exit 1; }
 	@echo "$(REQUIREMENTS_LOCK): up to date with uv.lock"
 
-image-build-requirements: $(UV)
+image-build-requirements: $(UV) ## re-pin tools/image-build-requirements.txt (the wheel backend)
 	$(UV) pip compile --quiet --generate-hashes --python-version 3.12 \
 	  tools/image-build-requirements.in -o tools/image-build-requirements.txt
 
-image-install-check:
+image-install-check: ## the Dockerfile's install steps into a temp dir, then otelpower check (needs: Python 3.12)
 	@test -n "$(IMAGE_PYTHON)" || { echo "error: Python 3.12 not found (set IMAGE_PYTHON=...)"; exit 1; }
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  echo "tools/image-install.sh $$tmp/venv  (PYTHON=$(IMAGE_PYTHON))" && \
@@ -108,7 +110,7 @@ image-install-check:
 
 # The arm64 image cannot be tried here: pip downloads (hashes checked, wheels only) what the
 # builder stage installs, for both platforms (manylinux up to bookworm's glibc 2.36).
-image-wheels-check:
+image-wheels-check: ## every requirements.lock wheel exists for amd64 and arm64 (downloads ~100 MB)
 	@test -n "$(IMAGE_PYTHON)" || { echo "error: Python 3.12 not found (set IMAGE_PYTHON=...)"; exit 1; }
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  for arch in x86_64 aarch64; do \
@@ -120,7 +122,7 @@ image-wheels-check:
 	    echo "image-wheels-check: $$arch: $$(ls "$$tmp/$$arch" | wc -l) wheels"; \
 	  done
 
-dockerfile-lint: $(BIN)/otelpower
+dockerfile-lint: $(BIN)/otelpower ## hadolint on both Dockerfiles
 	$(BIN)/hadolint $(DOCKERFILES)
 
 $(ACTIONLINT_STAMP):
@@ -130,20 +132,20 @@ $(ACTIONLINT_STAMP):
 	@rm -f $(TOOLS)/bin/.actionlint-v*
 	@touch $@
 
-actionlint: $(ACTIONLINT_STAMP)
+actionlint: $(ACTIONLINT_STAMP) ## actionlint on .github/workflows (needs: Go)
 	$(ACTIONLINT) .github/workflows/*.yaml
 
-images-lint: dockerfile-lint actionlint requirements-check
+images-lint: dockerfile-lint actionlint requirements-check ## dockerfile-lint, actionlint, requirements-check (needs: Go)
 
-images-test: images-lint image-install-check
+images-test: images-lint image-install-check ## images-lint, image-install-check (needs: Go)
 
-docker-engine:
+docker-engine: ## a docker engine: the running one, else Debian's dockerd started (needs: root)
 	@DOCKER=$(DOCKER) RUN=$(RUN) tools/docker-engine.sh
 
-local-base-images: docker-engine
+local-base-images: docker-engine ## otelpower-local/{python,golang}:trixie from Debian's packages (needs: root, docker)
 	@DOCKER=$(DOCKER) PREFIX=$(LOCAL_BASE) tools/local-base-images.sh
 
-images: local-base-images
+images: local-base-images ## otelpower:test and otelcol-otelpower:test built here (needs: root, docker)
 	@mkdir -p $(RUN)
 	$(DOCKER_BUILD) $(if $(wildcard $(CA_BUNDLE)),--build-arg PIP_CERT=/run/secrets/ca) \
 	  --build-arg PYTHON_IMAGE=$(LOCAL_BASE)/python:trixie -t otelpower:$(IMAGE_TAG) . \
@@ -163,7 +165,7 @@ $(DOCKER_COMPOSE):
 
 # The unit names /opt/otelpower/bin/otelpower, which systemd-analyze wants to exist: the
 # copy checked names this checkout's venv instead.
-deploy-check: $(DOCKER_COMPOSE) $(BIN)/otelpower
+deploy-check: $(DOCKER_COMPOSE) $(BIN)/otelpower ## docker-compose.yaml and systemd/otelpower.service are valid (needs: root once, apt-get)
 	@$(DOCKER_COMPOSE) -f docker-compose.yaml config -q
 	@test "$$($(DOCKER_COMPOSE) -f docker-compose.yaml --profile pipeline config --services | sort | xargs)" \
 	  = "otelcol otelpower victoriametrics" || { echo "error: docker-compose.yaml: services"; exit 1; }

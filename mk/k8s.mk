@@ -32,6 +32,8 @@ K8S_VENV_DEP ?= $(BIN)/otelpower
 
 .PHONY: k8s-tools k8s-build k8s-check k8s-test
 
+##@ Kubernetes (mk/k8s.mk)
+
 $(KUSTOMIZE_STAMP):
 	@command -v $(GO) >/dev/null || { echo "error: Go not found (kustomize is built with go install)"; exit 1; }
 	@mkdir -p $(TOOLS)/bin
@@ -43,16 +45,16 @@ $(K8S_NODE_MODULES): $(K8S_VALIDATE)/package.json $(K8S_VALIDATE)/package-lock.j
 	cd $(K8S_VALIDATE) && $(NPM) ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-k8s-tools: $(KUSTOMIZE_STAMP) $(K8S_NODE_MODULES)
+k8s-tools: $(KUSTOMIZE_STAMP) $(K8S_NODE_MODULES) ## kustomize (go install) and tools/k8s-validate's node_modules (needs: Go, Node)
 
 # Every rendering k8s/ offers (the roots, each component alone on the base, the combinations):
 # the list is tools/k8s-validate/renders.py, which tests/k8s uses too.
-k8s-build: $(KUSTOMIZE_STAMP) $(K8S_VENV_DEP)
+k8s-build: $(KUSTOMIZE_STAMP) $(K8S_VENV_DEP) ## render every kustomization into build/k8s (needs: Go)
 	@rm -rf $(K8S_OUT)
 	$(BIN)/python $(K8S_VALIDATE)/renders.py --kustomize $(KUSTOMIZE) --out $(K8S_OUT)
 
-k8s-check: k8s-build $(K8S_NODE_MODULES) $(K8S_VENV_DEP)
+k8s-check: k8s-build $(K8S_NODE_MODULES) $(K8S_VENV_DEP) ## k8s-build, then validate every object offline (needs: Go, Node)
 	$(BIN)/python $(K8S_VALIDATE)/validate.py -k $(K8S_VERSION) $(K8S_OUT)/*.yaml argocd/*.yaml
 
-k8s-test: k8s-check
+k8s-test: k8s-check ## k8s-check, then pytest tests/k8s (needs: Go, Node)
 	$(BIN)/pytest -q tests/k8s

@@ -35,6 +35,8 @@ PROMETHEUS ?= /usr/bin/prometheus
 
 .PHONY: collector victoria-metrics prometheus curl collector-validate stack stack-down
 
+##@ Telemetry pipeline (mk/pipeline.mk)
+
 $(OCB_STAMP):
 	@command -v $(GO) >/dev/null || { echo "error: Go not found (the collector build needs go >= 1.24)"; exit 1; }
 	@mkdir -p $(TOOLS)/bin
@@ -53,7 +55,7 @@ $(GUARD): $(GUARD_SRC)/main.go $(GUARD_SRC)/go.mod
 	@mkdir -p $(dir $@)
 	cd $(GUARD_SRC) && CGO_ENABLED=0 $(GO) build -trimpath -o $(abspath $@) .
 
-collector: $(COLLECTOR) $(GUARD)
+collector: $(COLLECTOR) $(GUARD) ## build/otelcol-otelpower (ocb) and build/otelcol-guard (needs: Go >= 1.24)
 
 # Debian's packages for the test backends: victoria-metrics (1.79.x) and prometheus (2.42),
 # installed with apt-get as root when missing. Each also installs a systemd unit; on a host
@@ -77,22 +79,22 @@ define debian-binary
 	fi
 endef
 
-victoria-metrics:
+victoria-metrics: ## Debian's victoria-metrics when missing (needs: root, apt-get)
 	$(call debian-binary,victoria-metrics,$(VICTORIA_METRICS))
 
-prometheus:
+prometheus: ## Debian's prometheus when missing (needs: root, apt-get)
 	$(call debian-binary,prometheus,$(PROMETHEUS))
 
 # the client the endpoint's TLS and basic auth are tested with
-curl:
+curl: ## Debian's curl when missing (needs: root, apt-get)
 	$(call debian-binary,curl,/usr/bin/curl)
 
-collector-validate: $(COLLECTOR)
+collector-validate: $(COLLECTOR) ## otelcol validate on collector-config/config.yaml (needs: Go)
 	$(COLLECTOR) validate --config $(COLLECTOR_CONFIG)
 
-stack: setup collector victoria-metrics
+stack: setup collector victoria-metrics ## plugs + otelpower + collector + VictoriaMetrics in the background (needs: Node, Go, root)
 	@RUN=$(RUN) BIN=$(BIN) COLLECTOR=$(COLLECTOR) COLLECTOR_CONFIG=$(COLLECTOR_CONFIG) \
 	  VICTORIA_METRICS=$(VICTORIA_METRICS) tools/stack.sh up
 
-stack-down:
+stack-down: ## stop what make stack started
 	@RUN=$(RUN) tools/stack.sh down

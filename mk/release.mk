@@ -12,11 +12,12 @@
 
 .PHONY: dist package-check
 
-dist: $(UV)
+##@ Release (mk/release.mk)
+dist: $(UV) ## the sdist and wheel in dist/ (version from the git tag)
 	rm -rf dist
 	$(UV) build --quiet --out-dir dist --python $(PYTHON)
 	@ls dist
 
-package-check: $(BIN)/otelpower
+package-check: $(BIN)/otelpower ## build, twine-check, install the wheel with [native] in a fresh venv and run it
 	$(if $(DIST),OTELPOWER_DIST=$(abspath $(DIST))) $(BIN)/pytest -q tests/test_package.py \
 	  tests/test_release.py

@@ -17,6 +17,7 @@ from pathlib import Path
 from otelpower import __version__, cliargs, eventloop
 from otelpower.config import Config, ConfigError
 from otelpower.config.sharding import parse_shard
+from otelpower.config.yamlsource import PLACEHOLDER, load_yaml, placeholders
 from otelpower.export import cardinality, malloc, otelenv, webconfig
 from otelpower.export.pullserver import PullServerError
 from otelpower.readers import registry
@@ -253,6 +254,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_placeholders(path: Path) -> None:
+    """A warning per value ``discover``'s snippet left to fill in (file, key, line): the file
+    is valid and runs, but its series would carry the placeholder as a label."""
+    doc = load_yaml(path)
+    for where in placeholders(doc):
+        print(
+            f"warning: {doc.source}: {where}: still {PLACEHOLDER}, the placeholder from"
+            " `otelpower discover`: put the real value there",
+            file=sys.stderr,
+        )
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     config = registry.load_config(args.config)
     _check_web_config(config)
@@ -263,6 +276,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         + f"; poll every {config.poll_interval:g}s,"
         f" Prometheus on {config.prometheus_host}:{config.prometheus_port}"
     )
+    _warn_placeholders(args.config)
     per_process = len(config.devices) // (config.shard.count if config.shard else 1)
     if per_process > cardinality.DEVICES_AT_LIMIT:
         print(

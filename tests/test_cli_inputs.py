@@ -60,7 +60,11 @@ COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], int]] = {
     "check": ((), (), 1),
     "read": (("--timeout",), ("--json",), 1),
     "discover": (("--target", "--wait"), ("--json",), 0),
-    "sim": (("--count", "--profile", "--tpap-tls", "--matter-server"), ("--static", "--tpap"), 0),
+    "sim": (
+        ("--count", "--profile", "--tpap-tls", "--matter-server", "--state"),
+        ("--static", "--tpap", "--fresh"),
+        0,
+    ),
     "compare": (("--start", "--end", "--step", "--device", "--timeout"), (), 0),
 }
 OTEL_VARS = [

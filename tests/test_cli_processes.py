@@ -7,12 +7,15 @@ import signal
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness.ports import free_port
 from harness.processes import cli_process as process
 from harness.promtext import find, scrape
 from harness.wait import wait_for
+
+pytestmark = pytest.mark.live  # starts otelpower processes and emulated plugs
 
 
 async def test_sim_then_run_shows_changing_values(tmp_path: Path) -> None:

@@ -85,10 +85,13 @@ async def test_the_readme_first_run(simulator, tmp_path: Path) -> None:
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert host != plugs[0].host and proc.returncode == 0, err.decode()
     assert plugs[0].alias in out.decode()
+    assert re.search(r"relay (on|off)$", out.decode(), flags=re.M), out.decode()
+    assert not re.search(r"\b(True|False|None)\b", out.decode()), out.decode()
 
     async with cli_process(check[0], str(config), env=ENV) as proc:
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0 and "OK" in out.decode(), err.decode()
+    assert "CHANGE-ME" not in err.decode(), err.decode()  # every placeholder filled in
 
     assert second_run == ["run", check[1]]
     found = await _run_until(["run", str(config)], port, lambda p: set(p) == set(aliases))

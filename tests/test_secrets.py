@@ -13,6 +13,7 @@ import signal
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness.ports import free_port
@@ -20,6 +21,8 @@ from harness.processes import cli_process as process
 from harness.promtext import find, parse
 from harness.wait import wait_for
 from otelpower.sim import builtin_profiles
+
+pytestmark = pytest.mark.live  # starts otelpower processes and emulated plugs
 
 RIGHT = "pw-" + secrets.token_hex(8)
 WRONG = "pw-" + secrets.token_hex(8)

@@ -161,3 +161,25 @@ def load_yaml(path: Path, environ: dict[str, str] | None = None) -> YamlDoc:
         except yaml.YAMLError as exc:
             raise ConfigError(source, [f"YAML error: {exc}"]) from None
     return doc
+
+
+#: the value ``otelpower discover``'s YAML snippet leaves for the user to fill in
+PLACEHOLDER = "CHANGE-ME"
+
+
+def placeholders(doc: YamlDoc, marker: str = PLACEHOLDER) -> list[str]:
+    """``key path (line N)`` of every scalar still holding ``marker`` (any case), in order."""
+    found: list[str] = []
+
+    def walk(value: Any, path: Path_) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, (*path, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, (*path, i))
+        elif isinstance(value, str) and value.strip().upper() == marker.upper():
+            found.append(doc.where(path))
+
+    walk(doc.data, ())
+    return found

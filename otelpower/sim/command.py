@@ -30,6 +30,19 @@ def _arguments(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("--static", action="store_true", help="serve the profile's own readings")
     sim.add_argument("--config-out", type=Path, metavar="PATH")
     sim.add_argument(
+        "--fresh",
+        action="store_true",
+        help="new addresses, ports and MACs for the plugs (default: the last run's, so a config"
+        " written then still matches)",
+    )
+    sim.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="where they are kept (default: beside --config-out as PATH.sim-state.json, else"
+        " $XDG_STATE_HOME/otelpower/sim.json)",
+    )
+    sim.add_argument(
         "--tpap",
         action="store_true",
         help="serve every Tapo (SMART) profile over TPAP, as firmware 1.4.x does",
@@ -55,6 +68,7 @@ def _arguments(sim: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from otelpower.sim.serve import serve
+    from otelpower.sim.state import default_path
 
     username = os.environ.get("KASA_USERNAME", "")
     password = os.environ.get("KASA_PASSWORD", "")
@@ -73,6 +87,8 @@ def _run(args: argparse.Namespace) -> int:
                     tpap_tls=args.tpap_tls
                     if args.tpap_tls is not None
                     else (0 if args.tpap else None),
+                    state=args.state or default_path(args.config_out),
+                    fresh=args.fresh,
                 )
             )
         )
@@ -102,5 +118,6 @@ COMMAND = Command(
     extra="native",
     epilog="examples:\n  otelpower sim --config-out sim.yaml     then: otelpower run sim.yaml\n"
     "  otelpower sim --count 20 --tpap\n"
+    "  otelpower sim --fresh                   new addresses instead of the last run's\n"
     "environment: KASA_USERNAME, KASA_PASSWORD (the account the emulated plugs accept)\n",
 )

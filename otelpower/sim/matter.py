@@ -52,11 +52,12 @@ def ensure_node_modules() -> str:
     node = shutil.which("node")
     if node is None:
         raise MatterBedError(
-            "node (Node.js >= 20) is not on PATH; install it, then run `make setup`"
+            "node (Node.js >= 20.19) is not on PATH; install it, then run `make matter-deps`"
         )
     if not (PLUG_DIR / "node_modules" / "@matter" / "main" / "package.json").is_file():
         raise MatterBedError(
-            f"{PLUG_DIR / 'node_modules'} is missing: run `make setup` (or `npm ci` in {PLUG_DIR})"
+            f"{PLUG_DIR / 'node_modules'} is missing: run `make matter-deps`"
+            f" (or `npm ci` in {PLUG_DIR})"
         )
     return node
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import pwd
 import shutil
 import socket
 import time
@@ -32,7 +33,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER_VENV = REPO_ROOT / ".tools" / "matter-server"
 SERVER_BIN = SERVER_VENV / "bin" / "matter-server"
 PAA_DIR = REPO_ROOT / ".tools" / "paa"
-# The CHIP SDK keeps its own config in /data/chip_*.ini whatever --storage-path says.
+# The CHIP SDK keeps its own config in /data/chip_*.ini whatever --storage-path says: the path
+# is compiled into home-assistant-chip-core, and the SDK does not start when it cannot write it.
 CHIP_DATA_DIR = Path("/data")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
@@ -53,9 +55,13 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
 def ensure_server_installed(server_bin: Path = SERVER_BIN, paa_dir: Path = PAA_DIR) -> None:
     """Raise with a hint unless the server venv and the test PAA are in place."""
     if not server_bin.is_file():
-        raise MatterServerError(f"{server_bin} is missing: run `make setup`")
+        raise MatterServerError(
+            f"{server_bin} is missing: run `make matter-deps` (the Matter test bed)"
+        )
     if not any(paa_dir.glob("*.der")):
-        raise MatterServerError(f"no PAA certificate in {paa_dir}: run `make setup`")
+        raise MatterServerError(
+            f"no PAA certificate in {paa_dir}: run `make matter-deps` (the Matter test bed)"
+        )
 
 
 def ensure_chip_data_dir(path: Path = CHIP_DATA_DIR) -> None:
@@ -65,9 +71,11 @@ def ensure_chip_data_dir(path: Path = CHIP_DATA_DIR) -> None:
     if not path.exists() and os.geteuid() == 0:
         path.mkdir(mode=0o755)
         return
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    fix = f"sudo chown -R {user} {path}" if path.exists() else f"sudo install -d -o {user} {path}"
     raise MatterServerError(
-        f"the CHIP SDK needs a writable {path} (it keeps chip_*.ini there): "
-        f"run `sudo install -d -m 0777 {path}` (or run as root)"
+        f"the CHIP SDK needs a writable {path} (it keeps chip_*.ini there): run `{fix}`"
+        " (or run as root)"
     )
 
 

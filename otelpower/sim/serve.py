@@ -6,13 +6,16 @@ import asyncio
 import contextlib
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
+from . import state as sim_state
 from .profile import load_profile
 from .server import EmulatedPlug, PlugOptions, Simulator, builtin_profiles
+from .state import SavedPlug, SimState
 from .tpap import TpapOptions
 
 
@@ -36,7 +39,10 @@ async def serve(
     matter: bool = False,
     matter_server: str | None = None,
     tpap_tls: int | None = None,
+    state: Path | None = None,
+    fresh: bool = False,
     out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> None:
     """Run plugs until cancelled: one per profile, or ``count`` over the built-in ones.
 
@@ -44,8 +50,12 @@ async def serve(
 
     ``matter``: also a virtual Matter plug mirroring the first single plug (see
     otelpower.sim.matter_mirror), commissioned into ``matter_server`` or a local server.
+
+    ``state``: a file that keeps the plugs' addresses, ports and MACs across runs
+    (otelpower.sim.state); ``fresh`` starts with new ones (and remembers those).
     """
     out = out or sys.stdout
+    err = err or sys.stderr
     if profiles:
         paths = list(profiles)
     else:
@@ -59,11 +69,27 @@ async def serve(
         for opt in options:
             if load_profile(opt.profile).family == "smart":
                 opt.transport, opt.tpap = "TPAP", TpapOptions(tls=tpap_tls)
+    saved = None if state is None or fresh else _load_state(state, err)
     async with contextlib.AsyncExitStack() as stack:
-        sim = await stack.enter_async_context(Simulator())
-        await sim.start(options)
+        sim = await stack.enter_async_context(Simulator(saved.block if saved else None))
+        try:
+            await sim.start(_with_saved(options, saved))
+        except OSError as exc:
+            if saved is None:
+                raise
+            print(
+                f"warning: {state}: its addresses are in use ({exc.strerror}: another"
+                " otelpower sim?); starting with new ones, and leaving the file as it is",
+                file=err,
+            )
+            state = saved = None
+            sim = await stack.enter_async_context(Simulator())
+            await sim.start(options)
         data = sim.config_dict()
         print(format_table(sim.plugs), file=out)
+        if state is not None:
+            _save_state(state, sim, saved, err)
+            print(f"\naddresses kept in {state} for the next run (--fresh: new ones)", file=out)
         if matter:
             data = await _start_matter_mirror(stack, sim, data, matter_server, out)
         text = yaml.safe_dump(data, sort_keys=False)
@@ -74,6 +100,35 @@ async def serve(
             print("\n" + text, file=out)
         out.flush()
         await asyncio.Event().wait()
+
+
+def _load_state(path: Path, err: TextIO) -> SimState | None:
+    try:
+        return sim_state.load(path)
+    except sim_state.StateError as exc:
+        print(f"warning: {exc}; starting with new addresses (the file is replaced)", file=err)
+        return None
+
+
+def _with_saved(options: list[PlugOptions], saved: SimState | None) -> list[PlugOptions]:
+    """Plug n takes saved entry n (copies: ``options`` stay as given, for a fresh retry)."""
+    if saved is None:
+        return options
+    return [
+        replace(opt, host=p.host, port=p.port, mac=p.mac) if p else opt
+        for opt, p in zip(
+            options, [*saved.plugs, *[None] * (len(options) - len(saved.plugs))], strict=False
+        )
+    ]
+
+
+def _save_state(path: Path, sim: Simulator, saved: SimState | None, err: TextIO) -> None:
+    plugs = [SavedPlug(p.host, p.port, p.mac) for p in sim.plugs]
+    later = saved.plugs[len(plugs) :] if saved else []  # kept for a run with more plugs
+    try:
+        sim_state.save(path, SimState(sim.block, [*plugs, *later]))
+    except OSError as exc:
+        print(f"warning: {path}: cannot write it ({exc.strerror}); addresses not kept", file=err)
 
 
 async def _start_matter_mirror(

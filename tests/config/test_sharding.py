@@ -37,6 +37,7 @@ def test_bad_shard_spec(bad: str) -> None:
         parse_shard(bad)
 
 
+@pytest.mark.live  # otelpower processes
 async def test_two_processes_cover_every_plug_once(tmp_path: Path) -> None:
     config = tmp_path / "plugs.yaml"
     ports = [free_port()]

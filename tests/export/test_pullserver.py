@@ -75,6 +75,7 @@ def answers(port: int) -> bool:
         return False
 
 
+@pytest.mark.live  # otelpower processes
 async def test_endpoint_process_ends_with_otelpower(tmp_path: Path) -> None:
     port = free_port()
     async with process("run", str(config_file(tmp_path, port, "separate"))) as run:

@@ -72,22 +72,38 @@ def _read(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_reading(result: dict[str, Any]) -> None:
-    def fmt(value: Any) -> str:
-        return "-" if value is None else str(value)
+def _quantity(value: Any, unit: str) -> str:
+    return "n/a" if value is None else f"{value} {unit}"
 
+
+def _relay(value: Any) -> str:
+    return "n/a" if value is None else ("on" if value else "off")
+
+
+def reading_lines(result: dict[str, Any]) -> list[str]:
+    """``read``'s text: a header line, then one line of readings (per outlet for a strip);
+    words, not Python values: relay ``on``/``off``, ``n/a`` where the plug reports nothing."""
     name = f"{result['alias']!r}: " if result.get("alias") else ""
-    print(
-        f"{name}{result['model']} {result['mac']} ({result['transport']}, fw {result['firmware']})"
-    )
+    lines = [
+        f"{name}{result['model'] or 'unknown model'} {result['mac']}"
+        f" ({result['transport']}, firmware {result['firmware'] or 'n/a'})"
+    ]
     rows = [("", result), *((f"outlet {i}", o) for i, o in enumerate(result.get("outlets", []), 1))]
-    for name, r in rows:
-        print(
-            f"  {name:<9} power {fmt(r['power_w'])} W  voltage {fmt(r['voltage_v'])} V"
-            f"  current {fmt(r['current_a'])} A  today {fmt(r['energy_today_kwh'])} kWh"
-            f"  month {fmt(r['energy_month_kwh'])} kWh  total {fmt(r['energy_total_kwh'])} kWh"
-            f"  relay {fmt(r['relay_on'])}"
+    for label, r in rows:
+        lines.append(
+            f"  {label:<9} power {_quantity(r['power_w'], 'W')}"
+            f"  voltage {_quantity(r['voltage_v'], 'V')}"
+            f"  current {_quantity(r['current_a'], 'A')}"
+            f"  today {_quantity(r['energy_today_kwh'], 'kWh')}"
+            f"  month {_quantity(r['energy_month_kwh'], 'kWh')}"
+            f"  total {_quantity(r['energy_total_kwh'], 'kWh')}"
+            f"  relay {_relay(r['relay_on'])}"
         )
+    return lines
+
+
+def _print_reading(result: dict[str, Any]) -> None:
+    print("\n".join(reading_lines(result)))
 
 
 def _discover_arguments(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+from otelpower.config.yamlsource import PLACEHOLDER
 from otelpower.core.model import Reading
 from otelpower.core.quantities import (
     CURRENT,
@@ -145,8 +146,8 @@ def yaml_snippet(rows: list[dict[str, Any]]) -> str:
         name = json.dumps(r.get("alias") or fallback, ensure_ascii=False)
         lines += [
             f'  - device_id: "{r["mac"]}"',
-            "    room: CHANGE-ME",
-            "    shelf: CHANGE-ME",
+            f"    room: {PLACEHOLDER}",
+            f"    shelf: {PLACEHOLDER}",
             f"    device: {name}",
             f"    native: {{host: {r['ip']}}}",
         ]
