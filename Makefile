@@ -87,10 +87,10 @@ $(BIN)/otelpower: $(UV) pyproject.toml uv.lock
 ##@ Docs, housekeeping
 # README.md's metric tables, from the reader registry and the quantity catalogue; the check
 # also runs in `make test` (tests/test_metric_tables.py).
-docs: $(BIN)/otelpower ## regenerate README.md's metric tables (tools/metric_tables.py)
+docs: $(BIN)/otelpower ## regenerate docs/metrics.md's metric tables (tools/metric_tables.py)
 	$(BIN)/python tools/metric_tables.py --write
 
-docs-check: $(BIN)/otelpower ## fail when README.md's metric tables are out of date
+docs-check: $(BIN)/otelpower ## fail when docs/metrics.md's metric tables are out of date
 	$(BIN)/python tools/metric_tables.py --check
 
 clean: ## remove .venv, .tools, .run, build/ and the Matter plug's node_modules
