@@ -126,6 +126,7 @@ def test_sdist_and_wheel_contents(dist: Path) -> None:
         assert not name.endswith(".pyc"), name
     top = {n.split("/")[0] for n in names}
     allowed = {"PKG-INFO", "pyproject.toml", "README.md", "CHANGELOG.md", "config.example.yaml"}
+    allowed |= {"LICENSE"}
     allowed |= {".gitignore"}  # hatchling always adds it
     assert top <= allowed | {"otelpower"}, top
 
