@@ -58,7 +58,7 @@ unit: install ## ruff + the tests that use no test bed (pytest -m "not live"), a
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -m "not live"
 
-TEST_NEEDS := lint collector victoria-metrics prometheus curl collector-validate k8s-check \
+TEST_NEEDS := setup lint collector victoria-metrics prometheus curl collector-validate k8s-check \
   image-install-check images deploy-check dashboards-check
 test: $(TEST_NEEDS) ## lint + the whole suite, every test bed (needs: Node >= 20.19, Go >= 1.24, root or sudo, docker)
 	$(BIN)/pytest -q
@@ -85,7 +85,7 @@ $(BIN)/otelpower: $(UV) pyproject.toml uv.lock
 	@touch $@
 
 ##@ Docs, housekeeping
-# README.md's metric tables, from the reader registry and the quantity catalogue; the check
+# docs/metrics.md's metric tables, from the reader registry and the quantity catalogue; the check
 # also runs in `make test` (tests/test_metric_tables.py).
 docs: $(BIN)/otelpower ## regenerate docs/metrics.md's metric tables (tools/metric_tables.py)
 	$(BIN)/python tools/metric_tables.py --write

@@ -251,6 +251,7 @@ def test_workflow_builds_both_images_multi_arch():
     assert workflow["permissions"] == {"contents": "read"}
     images = workflow["jobs"]["images"]
     assert images["needs"] == "test"
+    assert workflow["jobs"]["test"] == {"uses": "./.github/workflows/test.yaml"}
     dockerfiles = {entry["dockerfile"] for entry in images["strategy"]["matrix"]["include"]}
     assert dockerfiles == {"Dockerfile", "collector-config/Dockerfile"}
     # the step that pushes (before it, an amd64 build of otelpower is loaded and run)

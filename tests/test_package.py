@@ -33,7 +33,8 @@ from harness.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.timeout(300)
+# builds with uv, installs into a fresh venv and starts an emulated plug: a test bed
+pytestmark = [pytest.mark.timeout(300), pytest.mark.live]
 
 
 def uv() -> str:

@@ -93,10 +93,12 @@ def test_every_tag_has_a_changelog_section_and_the_first_one_too() -> None:
     tags = [t for t in git("tag", "--list", "v*").split() if re.fullmatch(r"v\d.*", t)]
     for tag in tags:
         assert Version(tag[1:]) in versions, f"{tag}: no section in CHANGELOG.md"
-    if not tags:
+    # a shallow clone (CI's checkout) has no tags though some exist: nothing to conclude
+    if not tags and git("rev-parse", "--is-shallow-repository") != "true":
         assert versions[0] == Version("0.1.0"), versions
 
 
+@pytest.mark.live  # builds with uv (the build backend from the package index)
 def test_a_tagless_checkout_builds_a_sensible_dev_version(tmp_path: Path) -> None:
     """A clone without tags (as before the first tag): a PEP 440 dev release that names the
     commit and sorts before every release in CHANGELOG.md, so nobody takes it for one."""
@@ -127,6 +129,7 @@ def test_a_tagless_checkout_builds_a_sensible_dev_version(tmp_path: Path) -> Non
     assert all(version < v for v in released()), version
 
 
+@pytest.mark.live  # builds with uv (the build backend from the package index)
 def test_without_git_metadata_the_version_says_unknown(tmp_path: Path) -> None:
     """The image's build context has no .git: without OTELPOWER_VERSION the wheel built there
     is 0.0.0+unknown (tools/image-install.sh; the workflow passes the tag's version)."""
@@ -166,7 +169,8 @@ def test_release_workflow_publishes_a_tag_by_trusted_publishing() -> None:
     jobs = release["jobs"]
     on_tag = "github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')"
     pypi = jobs["pypi"]
-    assert pypi["if"] == on_tag and pypi["needs"] == "build"
+    assert pypi["if"] == on_tag and set(pypi["needs"]) == {"build", "test"}
+    assert jobs["test"] == {"if": on_tag, "uses": "./.github/workflows/test.yaml"}
     assert pypi["environment"]["name"] == "pypi"
     assert pypi["permissions"] == {"id-token": "write"}
     publish = [s for s in pypi["steps"] if s.get("uses", "").startswith("pypa/gh-action-pypi")]
@@ -185,6 +189,9 @@ def test_release_workflow_publishes_a_tag_by_trusted_publishing() -> None:
 def test_workflows_pin_actions_by_release() -> None:
     for path in WORKFLOWS.glob("*.yaml"):
         for uses in re.findall(r"uses: (\S+)", path.read_text()):
+            if uses.startswith("./.github/workflows/"):
+                assert (ROOT / uses).is_file(), uses  # a reusable workflow of this repository
+                continue
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@(v\d+|release/v1)", uses), (path.name, uses)
 
 

@@ -71,7 +71,8 @@ if [ "$need_data" = 1 ]; then
 		install -d -m 0755 /data
 	else
 		# owned by this user, not world-writable
-		if [ -e /data ]; then fix="sudo chown -R $(id -un) /data"; else fix="sudo install -d -o $(id -un) -m 0755 /data"; fi
+		# an existing /data may be a real data mount: never recursive, nothing under it changes
+		if [ -e /data ]; then fix="sudo chown $(id -un) /data (not -R: only the directory itself)"; else fix="sudo install -d -o $(id -un) -m 0755 /data"; fi
 		echo "error: the CHIP SDK needs a writable /data; run: $fix" >&2
 		missing=1
 	fi

@@ -72,7 +72,8 @@ def ensure_chip_data_dir(path: Path = CHIP_DATA_DIR) -> None:
         path.mkdir(mode=0o755)
         return
     user = pwd.getpwuid(os.geteuid()).pw_name
-    fix = f"sudo chown -R {user} {path}" if path.exists() else f"sudo install -d -o {user} {path}"
+    # an existing /data may be a real data mount: never recursive (nothing under it changes)
+    fix = f"sudo chown {user} {path}" if path.exists() else f"sudo install -d -o {user} {path}"
     raise MatterServerError(
         f"the CHIP SDK needs a writable {path} (it keeps chip_*.ini there): run `{fix}`"
         " (or run as root)"

@@ -3,10 +3,10 @@ their own repository (remote bases pinned to a release tag), and the ArgoCD Appl
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,20 @@ import yaml
 
 from .conftest import K8S, ROOT, tool
 
-VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-TAG = f"v{VERSION}"
+
+def _release() -> str:
+    """The release the examples pin: CHANGELOG.md's newest version (the version comes from
+    the git tag, so pyproject.toml has none; tools/changelog.py reads the sections)."""
+    spec = importlib.util.spec_from_file_location(
+        "otelpower_changelog", ROOT / "tools" / "changelog.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.latest((ROOT / "CHANGELOG.md").read_text())
+
+
+TAG = f"v{_release()}"
 UPSTREAM = "https://github.com/YOUR-ORG/otelpower"
 REPO_URL = f"{UPSTREAM}.git"
 # What a remote base needs from the repository (the components reference these directories).
