@@ -82,7 +82,7 @@ class Runtime:
                 (lambda: exporter) if exporter is not None else None,
                 (lambda: exposition.failures) if exposition is not None else None,
             )
-            for spec in registry.chosen(self.protocol):
+            for spec in registry.runnable(self.protocol, config)[0]:
                 reader = spec.create(config, SnapshotStore(), recorder)
                 self.readers.append(reader)
                 telemetry.watch(reader.store)

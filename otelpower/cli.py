@@ -220,7 +220,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     malloc.return_large_blocks()
     config = registry.load_config(args.config)
-    chosen = registry.chosen(args.protocol)
     for spec in registry.specs():
         for option in spec.run_options:
             value = getattr(args, _dest(option.flags))
@@ -239,6 +238,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"error: --shard: {exc}", file=sys.stderr)
             return EXIT_CONFIG
+    chosen, left_out = registry.runnable(args.protocol, config)
+    if args.protocol == registry.ALL and not chosen:
+        why = "; ".join(f"{name} {problem}" for name, problem in left_out.items())
+        print(
+            f"error: {config.source}: --protocol all: no reader can start ({why})", file=sys.stderr
+        )
+        return EXIT_CONFIG
+    for name, problem in left_out.items():  # --protocol all: the others run
+        print(f"note: --protocol all: the {name} reader is not started: {problem}", file=sys.stderr)
     for spec in chosen:
         if problem := registry.missing(spec):
             print(f"error: {problem}", file=sys.stderr)

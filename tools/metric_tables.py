@@ -68,6 +68,15 @@ NOTES: dict[tuple[str, str], str] = {
     ("matter", "device_info"): (
         "from BasicInformation: labels `vendor`, `product`, `serial`, `firmware`"
     ),
+    ("shelly", "power_watts"): "`apower` of each metered channel (`switch:N`, `pm1:N`)",
+    ("shelly", "frequency_hertz"): "`freq`, where the model measures it",
+    ("shelly", "power_factor_ratio"): "`pf`, where the model measures it",
+    ("shelly", "energy_kilowatt_hours"): "`aenergy.total` (Wh on the device)",
+    ("shelly", "energy_exported_kilowatt_hours"): "`ret_aenergy.total`, where measured",
+    ("shelly", "relay_on"): "`output` of a `switch:N` (a meter without a relay has none)",
+    ("shelly", "temperature_celsius"): "`temperature.tC` of the channel",
+    ("shelly", "rssi_dbm"): "`wifi.rssi`",
+    ("shelly", "device_info"): "labels `model`, `generation`, `firmware` (and `alias`)",
 }
 
 #: notes for a metric of every reader: suffix -> text
@@ -106,6 +115,7 @@ UNIT_BY_ENDING: tuple[tuple[str, str], ...] = (
     ("_volt_amperes", "VA"),
     ("_ratio", "ratio"),
     ("_dbm", "dBm"),
+    ("_celsius", "°C"),
     ("_on", "1/0"),
     ("_up", "1/0"),
     ("_device_info", "1"),

@@ -58,6 +58,7 @@ REACTIVE_POWER = Quantity(
 )
 POWER_FACTOR = Quantity("power_factor_ratio", "Power factor (-1..1)", low=-1, high=1)
 FREQUENCY = Quantity("frequency_hertz", "Mains frequency", "Hz", high=1_000)
+TEMPERATURE = Quantity("temperature_celsius", "Device temperature (°C)", low=-60, high=200)
 
 CATALOGUE: tuple[Quantity, ...] = (
     POWER,
@@ -73,6 +74,7 @@ CATALOGUE: tuple[Quantity, ...] = (
     FREQUENCY,
     RELAY_ON,
     RSSI,
+    TEMPERATURE,
 )
 
 #: every quantity by key, for plausibility checks

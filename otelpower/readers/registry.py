@@ -21,6 +21,7 @@ from otelpower.readers.base import Command, ReaderSpec
 BUILTIN = (
     "otelpower.readers.native.spec",
     "otelpower.readers.matter.spec",
+    "otelpower.readers.shelly.spec",
 )
 
 ALL = "all"  # ``--protocol all``: every registered reader
@@ -117,8 +118,26 @@ def get(name: str) -> ReaderSpec:
 
 
 def chosen(name: str) -> tuple[ReaderSpec, ...]:
-    """The readers ``--protocol name`` runs."""
+    """The readers ``--protocol name`` names (``all``: every registered one)."""
     return specs() if name == ALL else (get(name),)
+
+
+def runnable(name: str, config: Config) -> tuple[tuple[ReaderSpec, ...], dict[str, str]]:
+    """The readers ``--protocol name`` runs with ``config``, and why the others do not.
+
+    A reader named on its own runs whatever its precondition says (the command line refuses
+    it with the reason). ``all`` runs every reader that can start with this config: its
+    library is installed and it has something to read; the others are left out, each with
+    its reason (a TP-Link-only house needs no Matter server and no Shelly library)."""
+    if name != ALL:
+        return chosen(name), {}
+    run, left_out = [], {}
+    for spec in specs():
+        if why := missing(spec) or spec.precondition(config):
+            left_out[spec.name] = why
+        else:
+            run.append(spec)
+    return tuple(run), left_out
 
 
 def missing(spec: ReaderSpec | Command) -> str | None:

@@ -1,0 +1,1 @@
+"""Shelly Gen2+ devices on the LAN (plugs, relays and meters), read with aioshelly."""
