@@ -55,6 +55,14 @@ def _arguments(sim: argparse.ArgumentParser) -> None:
         " certificates (2: no client supports it)",
     )
     sim.add_argument(
+        "--shelly",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="also a Shelly Gen2+ device: plus-plug-s, plug-s-gen3 or pro-4pm (repeatable;"
+        " SHELLY_PASSWORD turns on its digest authentication)",
+    )
+    sim.add_argument(
         "--matter",
         action="store_true",
         help="also a virtual Matter plug mirroring the first plug (same MAC and load curve)",
@@ -89,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
                     else (0 if args.tpap else None),
                     state=args.state or default_path(args.config_out),
                     fresh=args.fresh,
+                    shelly=args.shelly,
+                    shelly_password=os.environ.get("SHELLY_PASSWORD", ""),
                 )
             )
         )
@@ -119,5 +129,7 @@ COMMAND = Command(
     epilog="examples:\n  otelpower sim --config-out sim.yaml     then: otelpower run sim.yaml\n"
     "  otelpower sim --count 20 --tpap\n"
     "  otelpower sim --fresh                   new addresses instead of the last run's\n"
-    "environment: KASA_USERNAME, KASA_PASSWORD (the account the emulated plugs accept)\n",
+    "  otelpower sim --shelly pro-4pm          a Shelly Pro 4PM beside the plugs\n"
+    "environment: KASA_USERNAME, KASA_PASSWORD (the account the emulated plugs accept),"
+    " SHELLY_PASSWORD (the Shelly devices' admin password; unset: no authentication)\n",
 )

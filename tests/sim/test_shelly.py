@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,8 +12,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from otelpower.sim import ShellyDevice, ShellyFault, ShellyOptions, Simulator
+from otelpower.sim.serve import serve
+
+from .conftest import PROFILES
+from .helpers import served
 
 aioshelly = pytest.importorskip("aioshelly")
 
@@ -281,3 +287,24 @@ async def test_config_dict_lists_shelly_devices(sim: Simulator) -> None:
     assert entry["vendor"] == "shelly" and entry["device_id"] == dev.mac
     assert entry["shelly"] == {"host": f"{dev.host}:{dev.port}"}
     assert set(entry) == {"device_id", "room", "shelf", "device", "vendor", "shelly"}
+
+
+async def test_serve_starts_shelly_beside_plugs() -> None:
+    """`otelpower sim --shelly pro-4pm`: the table and the config list it after the plugs."""
+    text = await served(
+        [PROFILES["p110_klap"]], state=None, shelly=["pro-4pm"], shelly_password=PASSWORD
+    )
+    table, _, config = text.partition("\n\n")
+    assert "SPSW-104PE16EU" in table and "Shelly RPC" in table
+    devices = yaml.safe_load(config)["devices"]
+    assert [d.get("vendor") for d in devices] == [None, "shelly"]
+    host = devices[1]["shelly"]["host"]
+    assert list(devices[1]["shelly"]) == ["host"] and host.count(":") == 1
+
+
+async def test_serve_refuses_unknown_shelly_model() -> None:
+    with pytest.raises(ValueError, match="unknown Shelly model"):
+        async with asyncio.timeout(10):
+            await serve(
+                [PROFILES["p110_klap"]], state=None, shelly=["plug-9000"], out=io.StringIO()
+            )
