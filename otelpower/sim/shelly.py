@@ -22,6 +22,9 @@ handling: a nonce lives one hour and serves up to 30,000 requests; each use must
 gets a fresh challenge with ``"stale": true``. Only ``Shelly.GetDeviceInfo`` and ``/shelly``
 are open.
 
+The devices advertise firmware 1.7.1 but check authentication by the current documentation's
+firmware 2.0 rules (the stricter: nc must rise, nonces expire).
+
 Where the documentation says nothing this emulator is stricter than a client needs, and the
 docstrings say so: a realm, username or algorithm other than the device's is refused; a
 nonce the device never issued is refused (not ``stale``); after ``lockout_after`` failed
@@ -64,7 +67,7 @@ class ShellyFault(StrEnum):
     """Misbehaviour of one emulated Shelly device."""
 
     NONE = "none"
-    OFFLINE = "offline"  # the port is closed: connection refused
+    OFFLINE = "offline"  # open connections reset, the port closed: connection refused
     SILENT = "silent"  # connections are accepted; nothing is ever answered
 
 
@@ -163,6 +166,7 @@ class _Nonce:
 @dataclass(eq=False)
 class _Peer:
     ws: web.WebSocketResponse
+    request: web.Request
     src: str | None = None  # learnt from its first request: notifications go there
     last: dict[str, Any] = field(default_factory=dict)  # what it was last told
 
@@ -193,6 +197,7 @@ class ShellyDevice:
         self.fault = ShellyFault.NONE
         self.logins = 0  # requests that carried credentials (auth object / Authorization)
         self.failed_logins = 0  # of those, refused
+        self.stale_logins = 0  # of those, answered with a fresh nonce (stale: true)
         self.requests = 0  # every RPC call received
         self.boots = 1
         self._failures_in_row = 0
@@ -444,8 +449,9 @@ class ShellyDevice:
     def challenge(self, *, stale: bool = False, nc: bool = True) -> dict[str, Any]:
         """A fresh nonce, remembered (the 401 body's JSON)."""
         now = self.clock.now()
+        # expired nonces are kept a while longer: their users are told "stale", not refused
         self._nonces = {
-            k: v for k, v in self._nonces.items() if now - v.issued < self.options.nonce_ttl_s
+            k: v for k, v in self._nonces.items() if now - v.issued < 4 * self.options.nonce_ttl_s
         }
         nonce = int(now) ^ secrets.randbits(24)
         while nonce in self._nonces:
@@ -506,6 +512,8 @@ class ShellyDevice:
             if self._failures_in_row >= self.options.lockout_after:
                 self._locked_until = self.clock.now() + self.options.lockout_s
                 self._failures_in_row = 0
+        elif result == "stale":
+            self.stale_logins += 1
         elif result == "":
             self._failures_in_row = 0
         return result
@@ -560,6 +568,11 @@ class ShellyDevice:
             )
         )
 
+    def erase_energy(self) -> None:
+        """Every channel's aenergy.total restarts from 0 (as Switch.ResetCounters does)."""
+        for m in self.meters:
+            m.reset()
+
     def set_password(self, password: str) -> None:
         """Shelly.SetAuth: "" turns authentication off. Issued nonces are forgotten."""
         self.password = password
@@ -597,7 +610,7 @@ class ShellyDevice:
         await self._open()
 
     async def stop(self) -> None:
-        await self._close()
+        await self._close(reset=False)
 
     async def _open(self) -> None:
         app = web.Application()
@@ -616,14 +629,20 @@ class ShellyDevice:
         self._runner = runner
         self._notifier = asyncio.get_running_loop().create_task(self._notify_loop())
 
-    async def _close(self) -> None:
+    async def _close(self, *, reset: bool = True) -> None:
+        """Stop listening; open connections are reset (no WebSocket close frame: the device
+        lost power or its network), or with ``reset=False`` closed politely."""
         notifier, self._notifier = self._notifier, None
         if notifier is not None:
             notifier.cancel()
             await asyncio.gather(notifier, return_exceptions=True)
         for peer in list(self._peers):
-            with contextlib.suppress(Exception):
-                await peer.ws.close()
+            transport = peer.request.transport
+            if reset and transport is not None:
+                transport.abort()
+            else:
+                with contextlib.suppress(Exception):
+                    await peer.ws.close()
         self._peers.clear()
         runner, self._runner = self._runner, None
         if runner is not None:
@@ -729,7 +748,7 @@ class ShellyDevice:
         await self._before_reply()
         ws = web.WebSocketResponse(protocols=("json-rpc",))
         await ws.prepare(request)
-        peer = _Peer(ws)
+        peer = _Peer(ws, request)
         self._peers.add(peer)
         try:
             async for msg in ws:

@@ -95,6 +95,18 @@ async def test_client_reads_models(
         assert dev.logins >= 3 and dev.failed_logins == 0
 
 
+async def test_stale_nonce_is_renewed(sim: Simulator) -> None:
+    """Firmware 2.0: after an hour the nonce is stale; aioshelly takes the new challenge."""
+    (dev,) = await sim.start_shelly([ShellyOptions(password=PASSWORD)])
+    async with client(dev, PASSWORD) as rpc:
+        await rpc.update_status()
+        failed = dev.failed_logins
+        sim.clock.advance(3601)
+        await rpc.update_status()
+        assert rpc.status["sys"]["uptime"] >= 3601
+    assert dev.failed_logins == failed == 0 and dev.stale_logins == 1
+
+
 async def test_get_info_needs_no_auth(sim: Simulator) -> None:
     (dev,) = await sim.start_shelly([ShellyOptions(model="pro-4pm", password=PASSWORD)])
     async with aiohttp.ClientSession() as session:
@@ -137,7 +149,12 @@ async def test_lockout_after_failures(sim: Simulator) -> None:
 
 async def test_offline_and_silent(sim: Simulator) -> None:
     (dev,) = await sim.start_shelly([ShellyOptions()])
-    await dev.set_fault(ShellyFault.OFFLINE)
+    async with client(dev) as rpc:
+        await dev.set_fault(ShellyFault.OFFLINE)  # the open WebSocket is reset
+        with pytest.raises(DeviceConnectionError):
+            await rpc.update_status()
+        await asyncio.sleep(0.2)  # the client's receive loop notices the reset
+        assert not rpc.connected
     with pytest.raises(DeviceConnectionError):
         async with client(dev):
             pass
