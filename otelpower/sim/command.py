@@ -16,6 +16,8 @@ from otelpower.cliargs import positive_int
 from otelpower.readers.base import Command
 
 EXIT_USAGE = 2
+# otelpower.sim.shelly.MODELS' keys (not imported here: it needs aiohttp; a test compares)
+SHELLY_MODELS = ("plus-plug-s", "plug-s-gen3", "pro-4pm")
 
 
 def _arguments(sim: argparse.ArgumentParser) -> None:
@@ -58,8 +60,9 @@ def _arguments(sim: argparse.ArgumentParser) -> None:
         "--shelly",
         action="append",
         default=[],
+        choices=SHELLY_MODELS,
         metavar="MODEL",
-        help="also a Shelly Gen2+ device: plus-plug-s, plug-s-gen3 or pro-4pm (repeatable;"
+        help=f"also a Shelly Gen2+ device: {', '.join(SHELLY_MODELS)} (repeatable;"
         " SHELLY_PASSWORD turns on its digest authentication)",
     )
     sim.add_argument(

@@ -319,6 +319,13 @@ async def test_serve_starts_shelly_beside_plugs() -> None:
     assert list(devices[1]["shelly"]) == ["host"] and host.count(":") == 1
 
 
+def test_cli_knows_every_model() -> None:
+    from otelpower.sim.command import SHELLY_MODELS
+    from otelpower.sim.shelly import MODELS
+
+    assert set(SHELLY_MODELS) == set(MODELS)
+
+
 async def test_serve_refuses_unknown_shelly_model() -> None:
     with pytest.raises(ValueError, match="unknown Shelly model"):
         async with asyncio.timeout(10):
