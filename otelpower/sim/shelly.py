@@ -207,7 +207,7 @@ class ShellyDevice:
         self._cfg_rev = 10
         self.meters = [
             Meter(
-                LoadCurve(w, 230.0, seed=hash((self.mac, n)) & 0xFFFF_FFFF),
+                LoadCurve(w, 230.0, seed=int(self.mac_hex, 16) * 8 + n),  # stable per device
                 start_wh=options.start_wh,
                 on=options.on,
                 clock=clock.now,
@@ -218,6 +218,7 @@ class ShellyDevice:
         self._peers: set[_Peer] = set()
         self._notifier: asyncio.Task[None] | None = None
         self._hang = asyncio.Event()  # never set: SILENT handlers wait on it
+        self._tasks: set[asyncio.Task[None]] = set()  # Shelly.Reboot's delayed restart
 
     # -- identity -------------------------------------------------------------
 
@@ -434,11 +435,18 @@ class ShellyDevice:
             return {"was_on": was}
         if method == "Shelly.Reboot":
             delay = float(params.get("delay_ms", 1000)) / 1000
-            asyncio.get_running_loop().call_later(
-                delay, lambda: asyncio.ensure_future(self.reboot())
-            )
+            self._later(delay, self.reboot())
             return None
         raise RpcError(404, f"No handler for {method}")
+
+    def _later(self, delay: float, coro: Any) -> None:
+        async def run() -> None:
+            await asyncio.sleep(delay)
+            await coro
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _static_components(self) -> list[dict[str, Any]]:
         status, config = self.status(), self.config()
@@ -610,6 +618,9 @@ class ShellyDevice:
         await self._open()
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._close(reset=False)
 
     async def _open(self) -> None:

@@ -180,6 +180,18 @@ async def test_reboot_resets_uptime_and_energy(sim: Simulator) -> None:
     assert dev.boots == 2
 
 
+async def test_reboot_by_rpc(sim: Simulator) -> None:
+    """Shelly.Reboot (aioshelly's trigger_reboot): the socket drops, the device comes back."""
+    (dev,) = await sim.start_shelly([ShellyOptions(password=PASSWORD)])
+    async with client(dev, PASSWORD) as rpc:
+        await rpc.trigger_reboot(delay_ms=50)
+        await asyncio.sleep(0.5)
+        assert not rpc.connected
+    assert dev.boots == 2
+    async with client(dev, PASSWORD) as rpc:
+        assert rpc.status["sys"]["uptime"] < 5
+
+
 async def test_notifications_reach_the_client(sim: Simulator) -> None:
     """NotifyStatus (the changed fields) and NotifyFullStatus reach aioshelly's status."""
     (dev,) = await sim.start_shelly([ShellyOptions(model="pro-4pm", notify_interval_s=0.2)])
