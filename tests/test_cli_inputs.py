@@ -61,7 +61,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], int]] = {
     "read": (("--timeout",), ("--json",), 1),
     "discover": (("--target", "--wait"), ("--json",), 0),
     "sim": (
-        ("--count", "--profile", "--tpap-tls", "--matter-server", "--state"),
+        ("--count", "--profile", "--tpap-tls", "--matter-server", "--state", "--shelly"),
         ("--static", "--tpap", "--fresh"),
         0,
     ),

@@ -1,5 +1,6 @@
-"""Loopback emulator of TP-Link Kasa/Tapo plugs (KLAP v1/v2, AES, XOR, TPAP) for the readers'
-unmodified client libraries, and a virtual Matter plug (matter.js) mirroring one of them.
+"""Loopback emulator of TP-Link Kasa/Tapo plugs (KLAP v1/v2, AES, XOR, TPAP) and Shelly Gen2+
+devices (RPC over HTTP and WebSocket) for the readers' unmodified client libraries, and a
+virtual Matter plug (matter.js) mirroring one of them.
 
 The names below are imported on first use, so ``import otelpower.sim.command`` (the CLI) needs
 none of the emulator's libraries.
@@ -19,6 +20,9 @@ _EXPORTS = {
     "TpapOptions": ".tpap",
     "builtin_profiles": ".server",
     "Profile": ".profile",
+    "ShellyDevice": ".shelly",
+    "ShellyFault": ".shelly",
+    "ShellyOptions": ".shelly",
     "load_profile": ".profile",
     "serve": ".serve",
 }

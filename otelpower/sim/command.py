@@ -16,6 +16,8 @@ from otelpower.cliargs import positive_int
 from otelpower.readers.base import Command
 
 EXIT_USAGE = 2
+# otelpower.sim.shelly.MODELS' keys (not imported here: it needs aiohttp; a test compares)
+SHELLY_MODELS = ("plus-plug-s", "plug-s-gen3", "pro-4pm")
 
 
 def _arguments(sim: argparse.ArgumentParser) -> None:
@@ -55,6 +57,15 @@ def _arguments(sim: argparse.ArgumentParser) -> None:
         " certificates (2: no client supports it)",
     )
     sim.add_argument(
+        "--shelly",
+        action="append",
+        default=[],
+        choices=SHELLY_MODELS,
+        metavar="MODEL",
+        help=f"also a Shelly Gen2+ device: {', '.join(SHELLY_MODELS)} (repeatable;"
+        " SHELLY_PASSWORD turns on its digest authentication)",
+    )
+    sim.add_argument(
         "--matter",
         action="store_true",
         help="also a virtual Matter plug mirroring the first plug (same MAC and load curve)",
@@ -89,6 +100,8 @@ def _run(args: argparse.Namespace) -> int:
                     else (0 if args.tpap else None),
                     state=args.state or default_path(args.config_out),
                     fresh=args.fresh,
+                    shelly=args.shelly,
+                    shelly_password=os.environ.get("SHELLY_PASSWORD", ""),
                 )
             )
         )
@@ -119,5 +132,7 @@ COMMAND = Command(
     epilog="examples:\n  otelpower sim --config-out sim.yaml     then: otelpower run sim.yaml\n"
     "  otelpower sim --count 20 --tpap\n"
     "  otelpower sim --fresh                   new addresses instead of the last run's\n"
-    "environment: KASA_USERNAME, KASA_PASSWORD (the account the emulated plugs accept)\n",
+    "  otelpower sim --shelly pro-4pm          a Shelly Pro 4PM beside the plugs\n"
+    "environment: KASA_USERNAME, KASA_PASSWORD (the account the emulated plugs accept),"
+    " SHELLY_PASSWORD (the Shelly devices' admin password; unset: no authentication)\n",
 )

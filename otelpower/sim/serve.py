@@ -15,14 +15,16 @@ import yaml
 from . import state as sim_state
 from .profile import load_profile
 from .server import EmulatedPlug, PlugOptions, Simulator, builtin_profiles
+from .shelly import ShellyDevice, ShellyOptions
 from .state import SavedPlug, SimState
 from .tpap import TpapOptions
 
 
-def format_table(plugs: list[EmulatedPlug]) -> str:
+def format_table(plugs: list[EmulatedPlug], shellies: list[ShellyDevice] | None = None) -> str:
     """Plain-text table: host, port, mac, model, transport."""
     rows = [("host", "port", "mac", "model", "transport")]
     rows += [(p.host, str(p.port), p.mac, p.model, p.transport) for p in plugs]
+    rows += [(d.host, str(d.port), d.mac, d.model, "Shelly RPC") for d in shellies or []]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
     return "\n".join(line.rstrip() for line in lines)
@@ -41,6 +43,8 @@ async def serve(
     tpap_tls: int | None = None,
     state: Path | None = None,
     fresh: bool = False,
+    shelly: list[str] | None = None,
+    shelly_password: str = "",
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> None:
@@ -53,6 +57,10 @@ async def serve(
 
     ``state``: a file that keeps the plugs' addresses, ports and MACs across runs
     (otelpower.sim.state); ``fresh`` starts with new ones (and remembers those).
+
+    ``shelly``: also one Shelly Gen2+ device per model key (otelpower.sim.shelly.MODELS),
+    with ``shelly_password`` as its admin password ("": no authentication). Their addresses
+    are not kept in ``state``.
     """
     out = out or sys.stdout
     err = err or sys.stderr
@@ -85,8 +93,11 @@ async def serve(
             state = saved = None
             sim = await stack.enter_async_context(Simulator())
             await sim.start(options)
+        await sim.start_shelly(
+            [ShellyOptions(model=m, password=shelly_password) for m in shelly or []]
+        )
         data = sim.config_dict()
-        print(format_table(sim.plugs), file=out)
+        print(format_table(sim.plugs, sim.shellies), file=out)
         if state is not None:
             _save_state(state, sim, saved, err)
             print(f"\naddresses kept in {state} for the next run (--fresh: new ones)", file=out)

@@ -21,6 +21,7 @@ from .discovery import LEGACY_PORT, DiscoveryResponder
 from .faults import OVERSIZE_BYTES, Fault
 from .klap import KlapServer
 from .profile import TRANSPORTS, Profile, load_profile
+from .shelly import ShellyDevice, ShellyFault, ShellyOptions
 from .tpap import TpapOptions, TpapServer
 from .xor import XorServer
 
@@ -29,6 +30,9 @@ __all__ = [
     "Fault",
     "PlugClock",
     "PlugOptions",
+    "ShellyDevice",
+    "ShellyFault",
+    "ShellyOptions",
     "Simulator",
     "TpapOptions",
     "builtin_profiles",
@@ -37,6 +41,7 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 PROFILE_DIR = Path(__file__).parent / "profiles"
 DEFAULT_MAC_PREFIX = "48:22:54"
+SHELLY_MAC_PREFIX = "08:3a:f2"  # an Espressif OUI, as Shelly Gen2+ devices have
 
 
 def builtin_profiles() -> list[Path]:
@@ -286,6 +291,7 @@ class Simulator:
         self.mac_prefix = mac_prefix.lower()
         self.clock = clock or PlugClock()  # the plugs' clock (tests move it across midnight)
         self.plugs: list[EmulatedPlug] = []
+        self.shellies: list[ShellyDevice] = []  # Shelly Gen2+ devices (start_shelly)
         self._next_n = 1
 
     @property
@@ -293,7 +299,7 @@ class Simulator:
         return f"127.{self._a}.{self._b}"
 
     def _next_host(self) -> str:
-        used = {p.host for p in self.plugs}
+        used = {p.host for p in self.plugs} | {d.host for d in self.shellies}
         while self._next_n < 255:
             host = f"{self.block}.{self._next_n}"
             self._next_n += 1
@@ -301,9 +307,9 @@ class Simulator:
                 return host
         raise RuntimeError(f"no free address left in {self.block}.0/24")
 
-    def _mac_for(self, host: str) -> str:
+    def _mac_for(self, host: str, prefix: str | None = None) -> str:
         octets = [int(x) for x in host.split(".")[1:]]
-        return normalize_mac(self.mac_prefix + "".join(f":{o:02x}" for o in octets))
+        return normalize_mac((prefix or self.mac_prefix) + "".join(f":{o:02x}" for o in octets))
 
     async def start(self, options: list[PlugOptions]) -> list[EmulatedPlug]:
         """Start one plug per options entry; returns them in order."""
@@ -336,11 +342,44 @@ class Simulator:
             return plug
         raise RuntimeError(f"could not find a free loopback address in {self.block}.0/24")
 
+    async def start_shelly(self, options: list[ShellyOptions]) -> list[ShellyDevice]:
+        """Start one Shelly Gen2+ device per options entry (otelpower.sim.shelly), each on its
+        own loopback address; returns them in order. ``config_dict()`` then lists them."""
+        started: list[ShellyDevice] = []
+        try:
+            for opt in options:
+                started.append(await self._start_shelly(opt))
+        except BaseException:
+            for dev in started:
+                await dev.stop()
+                self.shellies.remove(dev)
+            raise
+        return started
+
+    async def _start_shelly(self, opt: ShellyOptions) -> ShellyDevice:
+        for _attempt in range(16):
+            host = opt.host or self._next_host()
+            mac = normalize_mac(opt.mac) if opt.mac else self._mac_for(host, SHELLY_MAC_PREFIX)
+            index = len(self.plugs) + len(self.shellies) + 1
+            dev = ShellyDevice(opt, host=host, mac=mac, index=index, clock=self.clock)
+            try:
+                await dev.start()
+            except OSError as ex:
+                if opt.host or ex.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            self.shellies.append(dev)
+            return dev
+        raise RuntimeError(f"could not find a free loopback address in {self.block}.0/24")
+
     async def stop(self) -> None:
         """Close every socket and task of every plug."""
         plugs, self.plugs = self.plugs, []
         for plug in plugs:
             await plug.stop()
+        shellies, self.shellies = self.shellies, []
+        for dev in shellies:
+            await dev.stop()
 
     def config_dict(self, house: str = "sim") -> dict[str, Any]:
         """otelpower configuration for exactly these plugs."""
@@ -359,6 +398,19 @@ class Simulator:
                         # AES sends the password to whatever answers: read only when pinned
                         **({"transport": "AES"} if plug.transport == "AES" else {}),
                     },
+                }
+            )
+        # Shelly devices only when some were started: the config schema knows the `shelly`
+        # section once the Shelly reader is registered
+        for n, dev in enumerate(self.shellies, start=len(devices) + 1):
+            devices.append(
+                {
+                    "device_id": dev.mac,
+                    "room": "lab",
+                    "shelf": "sim",
+                    "device": f"{_slug(dev.spec.key)}-{n}",
+                    "vendor": "shelly",
+                    "shelly": {"host": f"{dev.host}:{dev.port}"},
                 }
             )
         return {
