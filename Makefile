@@ -39,10 +39,10 @@ help: ## this list
 ##@ Start here (what each needs: README.md's first lines)
 install: $(BIN)/otelpower ## the product alone: .venv with both readers, from uv.lock (no Node, Go or root)
 
-demo: setup ## emulated plugs + a virtual Matter plug, read by otelpower on :9464 (needs: Node >= 20.19, root once: matter-system-deps)
+demo: setup ## emulated TP-Link plugs, a Shelly Pro 4PM and a virtual Matter plug, read by otelpower on :9464 (needs: Node >= 20.19, root once: matter-system-deps)
 	@mkdir -p $(RUN)
 	@rm -f $(RUN)/demo.yaml
-	@$(BIN)/otelpower sim --matter --config-out $(RUN)/demo.yaml > $(RUN)/sim.log 2>&1 & echo $$! > $(RUN)/sim.pid
+	@$(BIN)/otelpower sim --matter --shelly pro-4pm --config-out $(RUN)/demo.yaml > $(RUN)/sim.log 2>&1 & echo $$! > $(RUN)/sim.pid
 	@for i in $$(seq 600); do test -s $(RUN)/demo.yaml && break; \
 	  kill -0 $$(cat $(RUN)/sim.pid) 2>/dev/null || break; sleep 0.1; done; \
 	  test -s $(RUN)/demo.yaml || { cat $(RUN)/sim.log; kill $$(cat $(RUN)/sim.pid) 2>/dev/null; exit 1; }

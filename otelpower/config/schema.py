@@ -217,7 +217,7 @@ def _parse_protocols(
 
 
 def _parse_vendor(r: Fields, m: dict[str, Any], path: Path_, specs: tuple[ReaderKeys, ...]) -> str:
-    """``vendor:`` (the plug's maker), implied by a maker's own section (``shelly:``),
+    """``vendor:`` (the plug's maker), implied by a maker's own device section,
     default ``tplink``: names its metrics and decides which maker's reader reads it."""
     makers = {key: s.vendor for s in specs if not s.any_vendor for key in s.device_sections}
     implied = {makers[key]: key for key in m if key in makers}

@@ -82,17 +82,20 @@ def test_good_config_and_defaults(tmp_path: Path) -> None:
 def test_example_config_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "config.example.yaml"
     config = load_config(example, {})
-    assert len(config.devices) == 5
+    assert len(config.devices) == 6
     assert {d.device_id for d in config.devices} == {
         "48:22:54:00:00:01",
         "48:22:54:00:00:02",
         "48:22:54:00:00:03",
         "48:22:54:00:00:05",
         "48:22:54:00:00:04",
+        "34:98:7a:00:00:10",
     }
     native = config.owned_devices(registry.get("native"))
     assert [d.device for d in native] == ["tv", "monitor", "power-strip", "lamp"]
     assert native[-1].section("native").transport == "AES"
+    (kettle,) = config.owned_devices(registry.get("shelly"))
+    assert kettle.vendor == "shelly" and kettle.device == "kettle"
 
 
 def test_transport_pin_and_adoption_cap_are_checked() -> None:
@@ -221,7 +224,7 @@ def test_vendor_decides_which_maker_reads_a_plug(tmp_path: Path) -> None:
     bad = GOOD.replace("    native: {host: 192.168.1.20}\n", "    vendor: acme\n")
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, bad), {})
-    assert "devices[0].vendor (line" in str(err.value) and "tplink, other" in str(err.value)
+    assert "devices[0].vendor (line" in str(err.value) and "tplink, shelly, other" in str(err.value)
     clash = GOOD.replace(
         "    native: {host: 192.168.1.20}\n", "    native: {}\n    vendor: other\n"
     )

@@ -39,7 +39,7 @@ from otelpower import app
 from otelpower.core.quantities import QUANTITIES
 from otelpower.readers import registry
 from otelpower.readers.matter.reader import redact_url
-from otelpower.sim import PlugOptions, builtin_profiles
+from otelpower.sim import PlugOptions, ShellyOptions, builtin_profiles
 from otelpower.sim.faults import Fault
 from tests.conftest import make_config
 from tests.readers.test_plugin import SPEC as ACME
@@ -48,11 +48,13 @@ from tests.readers.test_plugin import AcmePlug
 from .helpers import RULES_FILE, expand, generator, targets, variable_queries
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(240)]
+pytest.importorskip("aioshelly")  # the dev group installs it (the Shelly reader's client)
 
 PROFILES = {p.stem: p for p in builtin_profiles()}
 DATA_SECONDS = 25.0
 DEAD_MAC = "48:22:54:ee:ee:01"
 ACME_LIVE, ACME_DEAD = "48:22:54:ee:ee:a1", "48:22:54:ee:ee:a2"
+SHELLY_DEAD = "34:98:7a:ee:ee:01"
 # what prometheus-operator adds to a ServiceMonitor target's series besides job and instance
 TARGET_LABELS = {"namespace", "service", "pod", "container", "endpoint"}
 
@@ -126,8 +128,13 @@ async def run_the_bed(simulator, vm, prometheus_binary: Path, tmp_path: Path, ac
     (refusing,) = await simulator.start(
         [PlugOptions(PROFILES["p110_klap"], username="other@example.com", password="theirs")]
     )
+    # Shelly (the second maker with a reader of its own): a 4-channel device, and a dead one
+    (shelly,) = await simulator.start_shelly([ShellyOptions(model="pro-4pm")])
     mirrored = plugs[0].mac
     data = simulator.config_dict()
+    dead = {"room": "garage", "shelf": "wall", "device": "shelly-dead"}
+    shelly_dead = {"host": f"127.0.0.1:{free_port()}"}  # nothing listens
+    data["devices"].append({"device_id": SHELLY_DEAD, **dead, "shelly": shelly_dead})
     for mac, host, name in ((ACME_LIVE, acme.host, "acme-lamp"), (ACME_DEAD, None, "acme-dead")):
         host = host or f"127.0.0.1:{free_port()}"  # nothing listens: up 0, PlugDown
         where = {"room": "garage", "shelf": "bench", "device": name}
@@ -161,6 +168,8 @@ async def run_the_bed(simulator, vm, prometheus_binary: Path, tmp_path: Path, ac
                         and b.query("tplink_native_up == 0")
                         and b.query("acme_native_power_watts")
                         and b.query("acme_native_up == 0")
+                        and len(b.query("shelly_native_power_watts")) == 4
+                        and b.query("shelly_native_up == 0")
                         for b in backends
                     ),
                     timeout=30,
@@ -171,14 +180,14 @@ async def run_the_bed(simulator, vm, prometheus_binary: Path, tmp_path: Path, ac
                 problems = []
                 for backend in backends:
                     problems += await asyncio.to_thread(
-                        run_everything, backend, mirrored, [*plugs, acme], data["devices"]
+                        run_everything, backend, mirrored, [*plugs, acme, shelly], data["devices"]
                     )
                     problems += await asyncio.to_thread(
                         rules_fire_only_for,
                         backend,
                         QUIET
                         | {
-                            "PlugDown": {DEAD_MAC, refusing.mac, ACME_DEAD},
+                            "PlugDown": {DEAD_MAC, refusing.mac, ACME_DEAD, SHELLY_DEAD},
                             "PlugAuthFailure": {refusing.mac},
                         },
                     )
@@ -356,8 +365,9 @@ def run_everything(vm: QueryApi, mirrored: str, plugs: list, devices: list[dict]
                 problems += check_each_plug_once(where, result, live_ids)
             # where a TP-Link plug read natively only is, the other maker's plug is too
             ids = {r["metric"].get("device_id") for r in result}
-            if plugs[1].mac in ids and about_acme(target.expr) and ACME_LIVE not in ids:
-                problems.append(f"{where}: no series of the Acme plug (another maker)\n  {expr}")
+            for other, mac in ((ACME, ACME_LIVE), (registry.get("shelly"), plugs[-1].mac)):
+                if plugs[1].mac in ids and about(other, target.expr) and mac not in ids:
+                    problems.append(f"{where}: no series of {other.name}'s {mac}\n  {expr}")
             if "energy_kilowatt_hours_total" in target.expr and "device" in want:
                 problems += check_every_plug_has_energy(where, result, names)
     # The comparison panels must line up the mirrored plug's two readings.
@@ -371,9 +381,9 @@ def run_everything(vm: QueryApi, mirrored: str, plugs: list, devices: list[dict]
     return problems
 
 
-def about_acme(expr: str) -> bool:
-    """A per-device query of quantities the Acme reader exports (and of no other)."""
-    mine = {q.key for q in ACME.quantities}
+def about(spec, expr: str) -> bool:
+    """A query of quantities ``spec``'s reader exports (and of no other)."""
+    mine = {q.key for q in spec.quantities}
     return any(k in expr for k in mine) and not any(
         q.key in expr for q in QUANTITIES.values() if q.key not in mine
     )

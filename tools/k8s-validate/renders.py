@@ -28,7 +28,15 @@ NAMESPACE = "otelpower"
 MODIFIERS = ("vmservicescrape", "host-network", "sharded-native")
 # Combinations with many components at once, beyond each component alone on the base.
 COMBINATIONS = {
-    "all-prometheus": ("matter", "otlp", "alerts", "dashboards", "host-network", "sharded-native"),
+    "all-prometheus": (
+        "matter",
+        "shelly",
+        "otlp",
+        "alerts",
+        "dashboards",
+        "host-network",
+        "sharded-native",
+    ),
     "all-victoriametrics": ("matter", "dashboards", "vmservicescrape", "vmrule", "host-network"),
 }
 # Components added to the home overlay from outside (they only patch, so order is safe).
