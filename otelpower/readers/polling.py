@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from abc import abstractmethod
@@ -40,6 +41,8 @@ from otelpower.core.model import DeviceSnapshot, DeviceStatus, Reading, Snapshot
 from otelpower.core.publisher import PollRecorder
 from otelpower.readers.base import Reader, ReaderSpec
 from otelpower.readers.failures import WrongDevice, socket_detail
+
+log = logging.getLogger(__name__)
 
 #: a TCP connect to a device (a probe, or asking why a poll failed): a SYN is answered in ms
 CONNECT_TIMEOUT_S = 1.0
@@ -343,7 +346,10 @@ class PollingReader[D: Polled](Reader):
         """Close the device's link (the next poll logs in again)."""
         link, device.link = device.link, None
         if link is not None:
-            await link.close()
+            try:
+                await link.close()
+            except Exception as exc:  # a link that fails to close is closed: it never ends a loop
+                log.debug("%s: closing its link: %s", device.device_id, exc)
 
     def delay(self, device: D) -> float:
         """Seconds from this poll's tick to the next: the interval, or its backoff."""

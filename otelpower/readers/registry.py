@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from otelpower.config.schema import Config
+from otelpower.config.schema import Config, DeviceConfig
 from otelpower.config.schema import load_config as _load_config
 from otelpower.core.quantities import OTHER_VENDOR, QUANTITIES, metric_prefix
 from otelpower.readers.base import Command, ReaderSpec
@@ -94,6 +94,14 @@ def name_regex(suffix: str) -> str:
     return f"({'|'.join(p.removesuffix('_') for p in prefixes())})_{suffix}"
 
 
+def _asks_for(device: DeviceConfig, spec: ReaderSpec) -> bool:
+    """The device names ``spec``'s reader: one of its sections, or its name in protocols."""
+    if not device.reads(spec):
+        return False
+    named = device.protocols is not None and spec.name in device.protocols
+    return named or any(key in device.sections for key in spec.device_sections)
+
+
 def metric_vendors(spec: ReaderSpec) -> tuple[str, ...]:
     """The makers ``spec``'s device series may be named for: every one for a reader of any
     maker's devices (Matter), else its own."""
@@ -126,17 +134,22 @@ def runnable(name: str, config: Config) -> tuple[tuple[ReaderSpec, ...], dict[st
     """The readers ``--protocol name`` runs with ``config``, and why the others do not.
 
     A reader named on its own runs whatever its precondition says (the command line refuses
-    it with the reason). ``all`` runs every reader that can start with this config: its
-    library is installed and it has something to read; the others are left out, each with
-    its reason (a TP-Link-only house needs no Matter server and no Shelly library)."""
+    it with the reason). ``all`` leaves out a reader that cannot start (its library missing,
+    or its precondition unmet: no Matter server) only when no device of the config asks for
+    it (by its section, ``matter:`` or ``shelly:``, or by name in ``protocols:``): a TP-Link
+    house needs no Matter server and no Shelly client, but a listed Matter node without a
+    server is refused as before, never silently unread."""
     if name != ALL:
         return chosen(name), {}
     run, left_out = [], {}
     for spec in specs():
-        if why := missing(spec) or spec.precondition(config):
-            left_out[spec.name] = why
-        else:
+        why = missing(spec) or spec.precondition(config)
+        if not why:
             run.append(spec)
+        elif any(_asks_for(d, spec) for d in config.devices):
+            run.append(spec)  # the command line refuses it, with the reason
+        else:
+            left_out[spec.name] = why
     return tuple(run), left_out
 
 

@@ -829,6 +829,13 @@ class ShellyDevice:
                 peer, "NotifyFullStatus", {"ts": round(self.clock.now(), 2), **status}
             )
 
+    async def send_raw(self, text: str) -> None:
+        """A frame of any text to every connected peer (a device out of spec, or hostile)."""
+        for peer in list(self._peers):
+            if not peer.ws.closed:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await peer.ws.send_str(text)
+
     async def _send_notification(self, peer: _Peer, method: str, params: dict[str, Any]) -> None:
         frame = {"src": self.device_id, "dst": peer.src, "method": method, "params": params}
         with contextlib.suppress(ConnectionError, RuntimeError):

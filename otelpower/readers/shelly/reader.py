@@ -39,6 +39,23 @@ from otelpower.readers.shelly import settings, values
 log = logging.getLogger(__name__)
 
 
+class ReplyNotUnderstood(Exception):
+    """A reply of the wrong shape."""
+
+
+class _Bounded(logging.Filter):
+    """aioshelly logs a frame it cannot parse whole, at ERROR (up to aiohttp's 4 MiB): cut."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if len(text) > 300:
+            record.msg, record.args = text[:300] + " …", ()
+        return True
+
+
+logging.getLogger("aioshelly.rpc_device.wsrpc").addFilter(_Bounded())
+
+
 class ShellyLink:
     """One device's logged-in RPC connection (and the HTTP session it runs on)."""
 
@@ -47,8 +64,13 @@ class ShellyLink:
         self._endpoint = (host, port)
 
     async def fetch(self) -> Fetched:
-        await self._device.poll()  # Shelly.GetStatus
-        status = self._device.status
+        if not self._device.connected:  # the device closed it (reboot, Wi-Fi roam): log in
+            await self._device.initialize()  # again, aioshelly checking the MAC again
+        # one call, parsed fresh each poll (aioshelly's poll() merges replies into the status
+        # it keeps, and asks for BLU components too: a device could grow both without bound)
+        status = await self._device.call_rpc("Shelly.GetStatus")
+        if not isinstance(status, dict):
+            raise ReplyNotUnderstood("Shelly.GetStatus did not answer an object")
         info = values.device_info(self._device.shelly, _name(self._device))
         mac = str(self._device.shelly.get("mac") or "")
         return Fetched(info, values.readings(status), _mac(mac) if mac else None)
@@ -56,6 +78,8 @@ class ShellyLink:
     async def close(self) -> None:
         try:
             await self._device.shutdown()
+        except Exception as exc:  # aioshelly re-raises what killed its receive task (a bad
+            log.debug("closing %s:%s: %s", *self._endpoint, exc)  # frame): closed anyway
         finally:
             await self._http.close()
 
@@ -100,7 +124,9 @@ class ShellyReader(PollingReader[Polled]):
             device_mac=device.device_id.replace(":", "").upper(),
             port=target.port,
         )
-        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.poll_timeout))
+        # no timeout of its own: the poll's deadline bounds it (two timers firing together
+        # would make a silent device look offline)
+        http = aiohttp.ClientSession()
         try:
             rpc = await RpcDevice.create(http, None, options)
             try:
@@ -114,12 +140,25 @@ class ShellyReader(PollingReader[Polled]):
         return ShellyLink(http, rpc, target.host, target.port)
 
     def classify(self, exc: BaseException) -> tuple[DeviceStatus, str]:
+        timeout = self.config.poll_timeout
         if isinstance(exc, InvalidAuthError):
+            if not self._password:
+                return (
+                    DeviceStatus.AUTH_FAILED,
+                    f"the device has a password: set {settings.PASSWORD_ENV}",
+                )
             return DeviceStatus.AUTH_FAILED, "authentication failed (password rejected)"
         if isinstance(exc, MacAddressMismatchError):
             return DeviceStatus.ERROR, f"wrong device: {failures.short(exc)}"
-        library = isinstance(exc, DeviceConnectionError | aiohttp.ClientError)
-        return failures.common(exc, self.config.poll_timeout, offline=library)
+        if failures.in_chain(exc, TimeoutError) is not None:  # ours, or aioshelly's own timers
+            return DeviceStatus.TIMEOUT, f"no answer within {timeout:g}s"
+        if isinstance(exc, DeviceConnectionError | aiohttp.ClientError):
+            if (words := failures.socket_detail(exc)) is not None:
+                return DeviceStatus.OFFLINE, words
+            return DeviceStatus.OFFLINE, "connection lost"
+        if isinstance(exc, ShellyError | KeyError | AttributeError | TypeError):
+            return DeviceStatus.ERROR, f"reply not understood: {failures.short(exc)}"
+        return failures.common(exc, timeout)
 
     def describe(self, device: Polled) -> str:
         target = settings.target(device.cfg)

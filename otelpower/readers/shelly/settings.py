@@ -7,6 +7,7 @@ secret); a literal password in the file is refused, as for TP-Link.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from otelpower.config import Config, DeviceConfig
 from otelpower.config.fields import Fields
 from otelpower.config.yamlsource import Path_
+
+log = logging.getLogger(__name__)
 
 USERNAME = "admin"  # the only user of a Gen2+ device
 PASSWORD_ENV = "SHELLY_PASSWORD"
@@ -46,8 +49,8 @@ def split_host(text: str) -> tuple[str, int]:
         host, port_text = text.split(":")
     else:
         host, port_text = text, ""
-    if not host:
-        raise ValueError(f"no host in {text!r}")
+    if not host or any(c.isspace() or c in "/@?#" for c in host):
+        raise ValueError(f"not a host or host:port: {text!r} (e.g. 192.168.1.40 or shelly.lan:80)")
     port = DEFAULT_PORT
     if port_text:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -79,16 +82,29 @@ def parse_auth(r: Fields, raw: Any, path: Path_) -> ShellyAuth:
     password = r.environ.get(PASSWORD_ENV, "")
     file = r.text(m, "password_file", path)
     if file:
+        secret = Path(file)
         try:
-            with Path(file).open("rb") as f:
+            if secret.exists() and not secret.is_file():
+                raise IsADirectoryError(0, "not a regular file")
+            with secret.open("rb") as f:
                 data = f.read(MAX_PASSWORD_FILE + 1)
-        except OSError as exc:
-            r.doc.problem((*path, "password_file"), f"cannot read {file}: {exc.strerror or exc}")
-        else:
             if len(data) > MAX_PASSWORD_FILE:
                 r.doc.problem((*path, "password_file"), f"{file} is over {MAX_PASSWORD_FILE} bytes")
             else:
-                password = data.decode("utf-8", "replace").strip()
+                password = data.decode("utf-8").strip()
+        except UnicodeDecodeError:  # never show a byte of it
+            r.doc.problem((*path, "password_file"), "the secret file is not UTF-8 text")
+        except FileNotFoundError:
+            # an optional Secret that was not created: devices without a password still work,
+            # and no other reader's start depends on it
+            log.warning(
+                "%s: shelly.password_file %s does not exist: no Shelly password"
+                " (devices without one still work)",
+                r.doc.source,
+                file,
+            )
+        except OSError as exc:
+            r.doc.problem((*path, "password_file"), f"cannot read secret file: {exc.strerror}")
     return ShellyAuth(password)
 
 

@@ -64,4 +64,7 @@ SPEC = ReaderSpec(
     requires=("aioshelly",),
     extra="shelly",
     quiet_loggers=("aioshelly",),  # we report per-device state ourselves
+    # aioshelly logs every frame at DEBUG, the digest response among them: with the realm
+    # known, enough to guess the admin password offline
+    secret_loggers=("aioshelly.rpc_device.wsrpc",),
 )

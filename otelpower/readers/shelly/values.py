@@ -17,7 +17,10 @@ from otelpower.core import plausible
 from otelpower.core import quantities as q
 from otelpower.core.model import Reading
 
-_CHANNEL = re.compile(r"^(switch|pm1):(\d+)$")
+_CHANNEL = re.compile(r"^(switch|pm1):(\d{1,2})$")
+#: the most metered channels a device may report (a Pro 4PM has 4): a reply claiming more is
+#: a device out of spec, or anything on the LAN answering at its address; the rest is ignored
+MAX_CHANNELS = 16
 _FIELDS = {
     "apower": q.POWER.key,
     "voltage": q.VOLTAGE.key,
@@ -33,12 +36,14 @@ def _number(value: Any) -> float | None:
 
 def channels(status: Mapping[str, Any]) -> list[tuple[int, Mapping[str, Any]]]:
     """The metering channels of a status, by id (a relay without a meter is no channel)."""
-    found = []
+    found: dict[int, Mapping[str, Any]] = {}
     for key, value in status.items():
         m = _CHANNEL.match(key)
         if m and isinstance(value, Mapping) and ("apower" in value or "aenergy" in value):
-            found.append((int(m.group(2)), value))
-    return sorted(found, key=lambda c: c[0])
+            ident = int(m.group(2))
+            if ident < MAX_CHANNELS:
+                found.setdefault(ident, value)  # switch:0 and pm1:0 are one channel
+    return sorted(found.items())
 
 
 def readings(status: Mapping[str, Any]) -> tuple[Reading, ...]:

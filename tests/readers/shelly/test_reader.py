@@ -11,6 +11,7 @@ import pytest
 from harness.promtext import find, one, scrape
 from harness.wait import wait_for
 from otelpower import app
+from otelpower.readers import registry
 from otelpower.sim import PlugOptions, ShellyFault, ShellyOptions, builtin_profiles
 from tests.conftest import make_config
 
@@ -112,3 +113,38 @@ async def test_a_wrong_password_is_one_login(simulator) -> None:
         await asyncio.sleep(4 * INTERVAL)  # four more intervals: no login may be tried
         assert reader.device(dev.mac).phase.value == "locked_out"
         assert dev.failed_logins == failed <= 2  # aioshelly's digest: one challenge, one try
+
+
+async def test_a_frame_out_of_spec_is_a_state_not_a_crash(simulator) -> None:
+    """aioshelly's receive task dies on a frame that is JSON but no object; closing that
+    link re-raises it. The poll reports it, the reader goes on, the next poll logs in again."""
+    from otelpower.readers.shelly.reader import ShellyReader
+
+    (dev,) = await simulator.start_shelly([ShellyOptions(model="plus-plug-s")])
+    config = config_for(simulator, password="")
+    reader = ShellyReader(config, registry.get("shelly"))
+    try:
+        assert (await reader.poll(dev.mac)).up
+        await dev.send_raw("[]")
+        await dev.send_raw('{"id": [1]}')
+        await asyncio.sleep(0.2)
+        snap = await reader.poll(dev.mac)  # a status, never an exception out of the loop
+        assert snap is not None
+        for _ in range(3):
+            if (await reader.poll(dev.mac)).up:
+                break
+        assert reader.store.get(dev.mac).up
+    finally:
+        await reader.close()
+
+
+def test_protocol_all_leaves_out_only_what_nothing_asks_for(tmp_path) -> None:
+    """A TP-Link house runs with --protocol all without a Matter server or a Shelly client;
+    a device that asks for a reader (its section) keeps that reader in, to be refused."""
+    base = {"house": "h", "discovery": {"enabled": False}}
+    plug = {"device_id": "48:22:54:00:00:01", "room": "r", "shelf": "s", "device": "d"}
+    run, left_out = registry.runnable("all", make_config({**base, "devices": [plug]}))
+    assert "native" in {s.name for s in run} and {"matter", "shelly"} <= set(left_out)
+    node = {**plug, "matter": {"node_id": 5}}
+    run, left_out = registry.runnable("all", make_config({**base, "devices": [node]}))
+    assert "matter" in {s.name for s in run} and "matter" not in left_out
