@@ -5,8 +5,10 @@ Used by the core schema and by each reader's config sections (``ReaderSpec.secti
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from otelpower.config.yamlsource import Path_, YamlDoc
@@ -15,6 +17,8 @@ from otelpower.config.yamlsource import Path_, YamlDoc
 #: readers get from ``Config.section(name)`` / ``DeviceConfig.section(name)``; problems go to
 #: ``fields.doc.problem(path, ...)`` so they are reported with file, key and line
 type SectionParser = Callable[["Fields", Any, Path_], Any]
+
+log = logging.getLogger(__name__)
 
 _LABEL = re.compile(r"^[^\x00-\x1f]{1,128}$")
 
@@ -25,6 +29,38 @@ class Fields:
     def __init__(self, doc: YamlDoc, environ: Mapping[str, str] | None = None) -> None:
         self.doc = doc
         self.environ: Mapping[str, str] = environ or {}
+
+    def secret_file(
+        self, m: dict[str, Any], key: str, path: Path_, what: str, max_bytes: int | None = None
+    ) -> str | None:
+        """The stripped text of the mounted secret file ``m[key]`` names; None when the key is
+        absent or the file does not exist (an optional Secret that was not created: said
+        once, ``what`` naming what is then missing, and the caller falls back). A file that
+        is not regular, not UTF-8, over ``max_bytes`` or unreadable is a problem, reported
+        without a byte of it."""
+        if m.get(key) is None:  # a null *_file counts as absent
+            return None
+        file_path = self.text(m, key, path)
+        if file_path is None:
+            return None
+        secret = Path(file_path)
+        try:
+            if secret.exists() and not secret.is_file():
+                raise IsADirectoryError(0, "not a regular file")
+            with secret.open("rb") as f:
+                data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+            if max_bytes is not None and len(data) > max_bytes:
+                self.doc.problem((*path, key), f"the secret file is over {max_bytes} bytes")
+                return None
+            return data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            self.doc.problem((*path, key), "the secret file is not UTF-8 text")
+        except FileNotFoundError:
+            where = ".".join(str(k) for k in (*path, key))
+            log.warning("%s: %s %s does not exist: no %s", self.doc.source, where, file_path, what)
+        except OSError as exc:
+            self.doc.problem((*path, key), f"cannot read secret file: {exc.strerror}")
+        return None
 
     def mapping(self, value: Any, path: Path_, allowed: set[str]) -> dict[str, Any]:
         if value is None:

@@ -7,7 +7,6 @@ import ipaddress
 import logging
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from otelpower.config.fields import Fields
@@ -167,32 +166,16 @@ def parse_credentials(r: Fields, raw: Any, path: Path_) -> CredentialsConfig:
     values: dict[str, str] = {}
     for name in ("username", "password"):
         file_key = f"{name}_file"
-        if m.get(file_key) is not None:  # a null *_file counts as absent
-            file_path = r.text(m, file_key, path)
-            if file_path is not None:
-                try:
-                    secret = Path(file_path)
-                    if secret.exists() and not secret.is_file():
-                        raise IsADirectoryError(0, "not a regular file")
-                    values[name] = secret.read_text(encoding="utf-8").strip()
-                except UnicodeDecodeError:  # never show a byte of it
-                    r.doc.problem((*path, file_key), "the secret file is not UTF-8 text")
-                except FileNotFoundError:
-                    # an optional Secret that was not created: plugs that need none still work
-                    log.warning(
-                        "%s: %s %s does not exist: no %s (plugs that need none still work)",
-                        r.doc.source,
-                        ".".join(str(k) for k in (*path, file_key)),
-                        file_path,
-                        name,
-                    )
-                    values[name] = r.environ.get(f"KASA_{name.upper()}", "")
-                except OSError as exc:
-                    r.doc.problem((*path, file_key), f"cannot read secret file: {exc.strerror}")
+        env = r.environ.get(f"KASA_{name.upper()}", "")
+        if m.get(file_key) is not None:
+            # a missing file (an optional Secret not created): plugs that need none still work
+            what = f"{name} (plugs that need none still work)"
+            text = r.secret_file(m, file_key, path, what)
+            values[name] = env if text is None else text
         elif name in m and m[name] is not None:
             values[name] = str(m[name])
         else:
-            values[name] = r.environ.get(f"KASA_{name.upper()}", "")
+            values[name] = env
     # a *_file of the wrong type is already a problem, reported by raise_if_problems
     return CredentialsConfig(
         values.get("username", ""),

@@ -7,16 +7,12 @@ secret); a literal password in the file is refused, as for TP-Link.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from otelpower.config import Config, DeviceConfig
 from otelpower.config.fields import Fields
 from otelpower.config.yamlsource import Path_
-
-log = logging.getLogger(__name__)
 
 USERNAME = "admin"  # the only user of a Gen2+ device
 PASSWORD_ENV = "SHELLY_PASSWORD"
@@ -79,33 +75,10 @@ def parse_auth(r: Fields, raw: Any, path: Path_) -> ShellyAuth:
             (*path, "password"),
             f"a password is never written in the file: set {PASSWORD_ENV}, or password_file",
         )
-    password = r.environ.get(PASSWORD_ENV, "")
-    file = r.text(m, "password_file", path)
-    if file:
-        secret = Path(file)
-        try:
-            if secret.exists() and not secret.is_file():
-                raise IsADirectoryError(0, "not a regular file")
-            with secret.open("rb") as f:
-                data = f.read(MAX_PASSWORD_FILE + 1)
-            if len(data) > MAX_PASSWORD_FILE:
-                r.doc.problem((*path, "password_file"), f"{file} is over {MAX_PASSWORD_FILE} bytes")
-            else:
-                password = data.decode("utf-8").strip()
-        except UnicodeDecodeError:  # never show a byte of it
-            r.doc.problem((*path, "password_file"), "the secret file is not UTF-8 text")
-        except FileNotFoundError:
-            # an optional Secret that was not created: devices without a password still work,
-            # and no other reader's start depends on it
-            log.warning(
-                "%s: shelly.password_file %s does not exist: no Shelly password"
-                " (devices without one still work)",
-                r.doc.source,
-                file,
-            )
-        except OSError as exc:
-            r.doc.problem((*path, "password_file"), f"cannot read secret file: {exc.strerror}")
-    return ShellyAuth(password)
+    # a missing file (an optional Secret not created): devices without a password still work
+    what = "Shelly password (devices without one still work)"
+    text = r.secret_file(m, "password_file", path, what, MAX_PASSWORD_FILE)
+    return ShellyAuth(r.environ.get(PASSWORD_ENV, "") if text is None else text)
 
 
 def target(device: DeviceConfig) -> ShellyTarget | None:

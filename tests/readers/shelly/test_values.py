@@ -86,3 +86,25 @@ def test_device_info_and_host_forms() -> None:
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+def test_the_password_file_is_read_like_the_tplink_one(tmp_path, caplog) -> None:
+    """shelly.password_file shares the secret-file rules (config.fields.secret_file): read
+    and stripped; missing is a warning and SHELLY_PASSWORD stands; not UTF-8 is a problem."""
+    from otelpower.config import ConfigError
+    from otelpower.readers.registry import load_config
+
+    def config(file) -> str:
+        path = tmp_path / "c.yaml"
+        path.write_text(f"shelly: {{password_file: {file}}}\n")
+        return str(path)
+
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    assert settings.auth(load_config(config(secret), {})).password == "s3cret"
+    absent = load_config(config(tmp_path / "absent"), {"SHELLY_PASSWORD": "env"})
+    assert settings.auth(absent).password == "env"
+    assert "shelly.password_file" in caplog.text and "does not exist" in caplog.text
+    secret.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(config(secret), {})
